@@ -1,0 +1,136 @@
+"""The ``minmaxlab`` command: a thin layer over the library."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+
+from minmaxlab.errors import MinmaxlabError
+
+INFO_TOPOLOGIES = ("complete", "expander", "exponential", "hypercube", "torus", "ring", "star",
+                   "path")
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("minmaxlab", "numpy", "scipy", "numba", "networkx", "pandas", "matplotlib"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _parse_value(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def _params(pairs: list[str]) -> dict:
+    out = {}
+    for item in pairs or []:
+        if "=" not in item:
+            raise MinmaxlabError(f"--param expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = _parse_value(value.strip())
+    return out
+
+
+def cmd_info(args) -> int:
+    from minmaxlab import topology as topo_mod
+    from minmaxlab.problems import format_catalog
+
+    print("minmaxlab: decentralized optimistic min-max methods, checked against their theory\n")
+    for k, v in _versions().items():
+        print(f"  {k:<11}{v}")
+    print("\nProblem catalog (declared constants; `minmaxlab problems --certify` measures them)\n")
+    print(format_catalog())
+    print(f"\nTopologies with {args.workers} workers (Metropolis-Hastings weights)\n")
+    tops = [topo_mod.topology(name, args.workers) for name in INFO_TOPOLOGIES
+            if not (name == "hypercube" and args.workers & (args.workers - 1))]
+    print(topo_mod.format_table(tops))
+    return 0
+
+
+def cmd_problems(args) -> int:
+    from minmaxlab.problems import certify, format_catalog, instance_files, problem
+
+    print(format_catalog())
+    if args.certify:
+        print("\nMeasured on the box (random pairs and Jacobians): L_pairs must not exceed L;")
+        print("tightness = measured / declared L; r_sampled = smallest sampled Minty ratio.\n")
+        head = f"{'instance':<26}{'L':>10}{'L_pairs':>10}{'tight':>8}{'r_min':>10}{'r_sampled':>11}"
+        print(head)
+        print("-" * len(head))
+        for name in instance_files():
+            prob = problem(name, workers=4)
+            c = certify(prob, pairs=args.pairs)
+            rmin = "" if prob.r_min is None else f"{prob.r_min:.4f}"
+            rs = c.get("r_sampled")
+            rs = "" if rs is None else f"{rs:.4f}"
+            print(f"{name:<26}{prob.L:>10.4f}{c['L_pairs']:>10.4f}{c['tightness']:>8.3f}"
+                  f"{rmin:>10}{rs:>11}")
+    return 0
+
+
+def cmd_topology(args) -> int:
+    from minmaxlab import topology as topo_mod
+
+    params = _params(args.param)
+    if args.rule:
+        params["rule"] = args.rule
+    if args.seed is not None:
+        params["seed"] = args.seed
+    print(topo_mod.main_topology(args.name, args.workers, **params))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="minmaxlab",
+        description="Verify decentralized optimistic min-max theory (DPOSG and baselines).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("info", help="versions, the problem catalog and the topology table")
+    p.add_argument("--workers", type=int, default=16, help="workers for the topology table")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("problems", help="list the named problem instances with their constants")
+    p.add_argument("--certify", action="store_true", help="also measure the constants by sampling")
+    p.add_argument("--pairs", type=int, default=4000, help="random pairs per instance (--certify)")
+    p.set_defaults(func=cmd_problems)
+
+    p = sub.add_parser("topology", help="spectral quantities of one topology")
+    p.add_argument("name", help="ring, path, torus, complete, star, hypercube, exponential, "
+                                "erdos_renyi, expander")
+    p.add_argument("--workers", "-M", type=int, required=True)
+    p.add_argument("--rule", help="weight rule: metropolis, maxdegree, lazy")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="builder parameter, e.g. --param p=0.3 or --param alpha=0.5")
+    p.set_defaults(func=cmd_topology)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except MinmaxlabError as exc:
+        print(f"minmaxlab: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `minmaxlab problems | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

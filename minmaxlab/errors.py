@@ -1,0 +1,17 @@
+"""Errors raised on bad input. All derive from :class:`MinmaxlabError` (a ``ValueError``)."""
+
+
+class MinmaxlabError(ValueError):
+    """Base class: a clear, user-facing error about bad input."""
+
+
+class TopologyError(MinmaxlabError):
+    """A graph or mixing matrix violates assumption A4 (or cannot be built)."""
+
+
+class ProblemError(MinmaxlabError):
+    """A problem family, instance or parameter is unknown or invalid."""
+
+
+class ConfigError(MinmaxlabError):
+    """A configuration file (TOML) is malformed or incomplete."""

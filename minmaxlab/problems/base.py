@@ -1,0 +1,398 @@
+"""The Problem protocol: a min-max game split over M workers, with declared constants.
+
+A problem is data. It holds
+
+* ``dim`` and ``dim_u`` (z = (u, v), u = z[:dim_u] is the minimizing player, v the maximizing one);
+* its local operators F_i in kernel form: a family id and three arrays (``P``, ``A``, ``S``) that the
+  private kernel ``_library_op`` reads (see ``_kernels.py``), or a user operator compiled by numba;
+* an independent form of the mean operator F (the family's own aggregate data), so that tests can
+  check F == mean of the F_i;
+* declared constants: ``L`` (Lipschitz constant of F) and ``L_local`` (max over workers of that of F_i),
+  the ``box`` on which they hold (``lipschitz="global"`` when they hold everywhere and the box is only
+  where they are sampled), the MVI status (``"holds"``, ``"equality"``, ``"fails"``, ``"unknown"``),
+  ``r_min`` (lower bound of the Minty ratio on the box where MVI fails), the solution ``z*`` where known,
+  and how the local operators differ (``heterogeneity`` and ``heterogeneity_kind``);
+* a noise model (assumption A3), see :class:`Noise`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit
+
+from minmaxlab.errors import ProblemError
+from minmaxlab.problems import _kernels as K
+
+MVI_STATUSES = ("holds", "equality", "fails", "unknown")
+NOISE_KINDS = ("none", "gaussian", "finite_sum")
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Stochastic oracle model (assumption A3).
+
+    ``sigma`` is the total standard deviation of one sample: E||g_i(z; xi) - F_i(z)||^2 = sigma^2, so a
+    mini-batch of ``batch`` samples has variance sigma^2 / batch.
+
+    * ``"none"``: exact operator.
+    * ``"gaussian"``: g_i(z) = F_i(z) + (sigma / sqrt(d * batch)) * N(0, I_d).
+    * ``"finite_sum"``: worker i holds ``samples`` component operators F_ij(z) = F_i(z) + c_ij with
+      sum_j c_ij = 0 and (1/n) sum_j ||c_ij||^2 = sigma^2; the oracle averages ``batch`` of them drawn
+      uniformly with replacement (so the variance is exactly sigma^2 / batch). ``shifts`` holds the
+      c_ij, shape (M, samples, d). For families with natural data (the covariance WGAN) the c_ij come
+      from the data themselves.
+    """
+
+    kind: str = "none"
+    sigma: float = 0.0
+    batch: int = 1
+    samples: int = 0
+    shifts: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def variance(self) -> float:
+        """Variance of one mini-batch oracle call, sigma^2 / batch."""
+        return 0.0 if self.kind == "none" else self.sigma**2 / self.batch
+
+    def describe(self) -> str:
+        if self.kind == "none":
+            return "exact"
+        extra = f", n={self.samples}" if self.kind == "finite_sum" else ""
+        return f"{self.kind}(sigma={self.sigma:g}, m={self.batch}{extra})"
+
+
+def _centered(rng: np.random.Generator, rows: int, shape: tuple, axis: int = 0) -> np.ndarray:
+    x = rng.standard_normal((rows, *shape))
+    if rows > 1:
+        x -= x.mean(axis=axis, keepdims=True)
+    return x
+
+
+class Problem:
+    """A decentralized min-max problem (see the module docstring).
+
+    Library families subclass this; user games come from :meth:`from_operator`.
+    """
+
+    family: str = "custom"
+    references: tuple[str, ...] = ()
+
+    def _setup(
+        self,
+        *,
+        name: str,
+        dim: int,
+        dim_u: int,
+        workers: int,
+        fid: int,
+        P,
+        A,
+        S,
+        A_mean,
+        S_mean,
+        L: float,
+        L_local: float,
+        box: tuple[float, float] | tuple[np.ndarray, np.ndarray],
+        lipschitz: str,
+        mvi: str,
+        r_min: float | None,
+        solution,
+        heterogeneity: float,
+        heterogeneity_kind: str,
+        params: dict,
+        user_op=None,
+    ) -> None:
+        self.name = name
+        self.dim = int(dim)
+        self.dim_u = int(dim_u)
+        self.workers = int(workers)
+        self._fid = int(fid)
+        self._P = np.ascontiguousarray(P, dtype=np.float64)
+        self._A = np.ascontiguousarray(A, dtype=np.float64)
+        self._S = np.ascontiguousarray(S, dtype=np.float64)
+        self._A_mean = np.ascontiguousarray(A_mean, dtype=np.float64)
+        self._S_mean = np.ascontiguousarray(S_mean, dtype=np.float64)
+        self._user_op = user_op
+        self.L = float(L)
+        self.L_local = float(L_local)
+        lo, hi = box
+        self.box = (
+            np.broadcast_to(np.asarray(lo, dtype=float), (self.dim,)).copy(),
+            np.broadcast_to(np.asarray(hi, dtype=float), (self.dim,)).copy(),
+        )
+        self.lipschitz = lipschitz
+        if mvi not in MVI_STATUSES:
+            raise ProblemError(f"{name}: mvi must be one of {MVI_STATUSES}, got {mvi!r}")
+        self.mvi = mvi
+        self.r_min = None if r_min is None else float(r_min)
+        self.solution = None if solution is None else np.asarray(solution, dtype=float).copy()
+        self.heterogeneity = float(heterogeneity)
+        self.heterogeneity_kind = heterogeneity_kind
+        self.params = dict(params)
+        self.noise = Noise()
+
+    # ------------------------------------------------------------------ validation helpers
+    @staticmethod
+    def _check_workers(name: str, workers) -> int:
+        if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+            raise ProblemError(f"{name}: workers must be an integer >= 1, got {workers!r}")
+        return int(workers)
+
+    @staticmethod
+    def _check_positive(name: str, field_name: str, value, integer: bool = False):
+        ok = isinstance(value, (int, np.integer)) if integer else isinstance(
+            value, (int, float, np.integer, np.floating)
+        )
+        if isinstance(value, bool) or not ok or not np.isfinite(value) or value <= 0:
+            kind = "a positive integer" if integer else "a positive number"
+            raise ProblemError(f"{name}: {field_name} must be {kind}, got {value!r}")
+        return int(value) if integer else float(value)
+
+    @staticmethod
+    def _check_nonneg(name: str, field_name: str, value) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise ProblemError(f"{name}: {field_name} must be a number >= 0, got {value!r}")
+        if not np.isfinite(value) or value < 0:
+            raise ProblemError(f"{name}: {field_name} must be a number >= 0, got {value!r}")
+        return float(value)
+
+    # ------------------------------------------------------------------ kernel form
+    @property
+    def kernel_data(self) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+        """(fid, P, A, S): what the engine kernels pass to ``_library_op``."""
+        return self._fid, self._P, self._A, self._S
+
+    @property
+    def user_operator(self):
+        """The numba-compiled user operator ``op(i, z, out)``, or None for library families."""
+        return self._user_op
+
+    # ------------------------------------------------------------------ evaluation
+    def _as_points(self, z) -> tuple[np.ndarray, bool]:
+        Z = np.asarray(z, dtype=np.float64)
+        single = Z.ndim == 1
+        Z = np.ascontiguousarray(Z.reshape(-1, self.dim) if single else Z)
+        if Z.ndim != 2 or Z.shape[1] != self.dim:
+            raise ProblemError(f"{self.name}: points must have {self.dim} coordinates, got {Z.shape}")
+        return Z, single
+
+    def F_i(self, i: int, z) -> np.ndarray:
+        """Local operator of worker ``i`` at z (one point of shape (d,) or rows of shape (n, d))."""
+        if not 0 <= int(i) < self.workers:
+            raise ProblemError(f"{self.name}: worker index {i} outside 0..{self.workers - 1}")
+        Z, single = self._as_points(z)
+        if self._user_op is not None:
+            out = np.empty_like(Z)
+            for r in range(Z.shape[0]):
+                self._user_op(int(i), Z[r], out[r])
+        else:
+            out = K._library_eval_rows(self._fid, int(i), Z, self._P, self._A, self._S)
+        return out[0] if single else out
+
+    def F(self, z) -> np.ndarray:
+        """The mean operator F = (1/M) sum_i F_i, from the family's own aggregate data."""
+        Z, single = self._as_points(z)
+        if self._user_op is not None:
+            out = np.mean([self.F_i(i, Z) for i in range(self.workers)], axis=0)
+        else:
+            out = K._library_eval_rows(self._fid, 0, Z, self._P, self._A_mean, self._S_mean)
+        return out[0] if single else out
+
+    def F_mean_of_locals(self, z) -> np.ndarray:
+        """(1/M) sum_i F_i(z), evaluated worker by worker (to compare with :meth:`F`)."""
+        Z, single = self._as_points(z)
+        out = np.mean([self.F_i(i, Z) for i in range(self.workers)], axis=0)
+        return out[0] if single else out
+
+    def jacobian(self, z, h: float = 1e-6) -> np.ndarray:
+        """Jacobian of F at one point by central differences (for certification only)."""
+        z = np.asarray(z, dtype=float)
+        E = np.eye(self.dim) * h
+        Zp = self.F(z[None, :] + E)
+        Zm = self.F(z[None, :] - E)
+        return ((Zp - Zm) / (2 * h)).T
+
+    def minty_ratio(self, z) -> np.ndarray:
+        """r(z) = <F(z), z - z*> / ||F(z)||^2 (needs a known solution)."""
+        if self.solution is None:
+            raise ProblemError(f"{self.name}: the Minty ratio needs a known solution z*")
+        Z, single = self._as_points(z)
+        Fz = self.F(Z)
+        num = np.einsum("nd,nd->n", Fz, Z - self.solution)
+        den = np.einsum("nd,nd->n", Fz, Fz)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.inf)
+        return r[0] if single else r
+
+    def sample_box(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        lo, hi = self.box
+        return lo + (hi - lo) * rng.random((n, self.dim))
+
+    def split(self, z) -> tuple[np.ndarray, np.ndarray]:
+        z = np.asarray(z)
+        return z[..., : self.dim_u], z[..., self.dim_u :]
+
+    # ------------------------------------------------------------------ noise
+    def _natural_shifts(self):
+        """Finite-sum components that come from the family's own data (None: no such data)."""
+        return None
+
+    def _noise_shifts(self, rng: np.random.Generator, samples: int, sigma: float) -> np.ndarray:
+        """Default finite-sum components: centred Gaussian shifts scaled to mean power sigma^2."""
+        c = rng.standard_normal((self.workers, samples, self.dim))
+        if samples > 1:
+            c -= c.mean(axis=1, keepdims=True)
+        power = np.mean(np.sum(c**2, axis=2), axis=1, keepdims=True)
+        power[power == 0] = 1.0
+        return c * (sigma / np.sqrt(power))[:, :, None]
+
+    def with_noise(
+        self,
+        sigma: float | None = None,
+        batch: int = 1,
+        kind: str | None = None,
+        samples: int | None = None,
+        seed: int = 0,
+    ) -> Problem:
+        """A copy of this problem with a stochastic oracle (see :class:`Noise`).
+
+        ``kind`` defaults to "gaussian" when sigma > 0 and "none" otherwise. For "finite_sum" without
+        ``sigma``, families with data of their own use it (natural noise); others need ``sigma``.
+        """
+        if kind is None:
+            kind = "none" if sigma in (None, 0, 0.0) else "gaussian"
+        if kind not in NOISE_KINDS:
+            raise ProblemError(f"{self.name}: noise kind must be one of {NOISE_KINDS}, got {kind!r}")
+        batch = self._check_positive(self.name, "batch", batch, integer=True)
+        natural = self._natural_shifts() if kind == "finite_sum" and sigma is None else None
+        if kind == "none":
+            noise = Noise()
+        elif natural is not None:
+            sigma = float(np.sqrt(np.mean(np.sum(natural**2, axis=2))))
+            noise = Noise("finite_sum", sigma, batch, natural.shape[1], np.ascontiguousarray(natural))
+        else:
+            if sigma is None:
+                raise ProblemError(f"{self.name}: noise kind {kind!r} needs sigma (no data of its own)")
+            sigma = self._check_nonneg(self.name, "sigma", sigma)
+            if kind == "gaussian":
+                noise = Noise("gaussian", sigma, batch)
+            else:
+                n = 64 if samples is None else self._check_positive(
+                    self.name, "samples", samples, integer=True
+                )
+                rng = np.random.default_rng([int(seed), 7919])
+                shifts = np.ascontiguousarray(self._noise_shifts(rng, n, sigma))
+                noise = Noise("finite_sum", sigma, batch, n, shifts)
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.noise = noise
+        return clone
+
+    # ------------------------------------------------------------------ description
+    def constants(self) -> dict:
+        """The declared constants, as plain data (for tables and metadata)."""
+        return {
+            "name": self.name,
+            "family": self.family,
+            "dim": self.dim,
+            "workers": self.workers,
+            "L": self.L,
+            "L_local": self.L_local,
+            "lipschitz": self.lipschitz,
+            "box": [float(self.box[0].min()), float(self.box[1].max())],
+            "mvi": self.mvi,
+            "r_min": self.r_min,
+            "solution_known": self.solution is not None,
+            "heterogeneity": self.heterogeneity,
+            "heterogeneity_kind": self.heterogeneity_kind,
+            "noise": self.noise.describe(),
+        }
+
+    def spec(self) -> dict:
+        """Enough to rebuild the problem: family, parameters, workers, noise."""
+        return {
+            "name": self.name,
+            "family": self.family,
+            "workers": self.workers,
+            "params": dict(self.params),
+            "noise": {
+                "kind": self.noise.kind,
+                "sigma": self.noise.sigma,
+                "batch": self.noise.batch,
+                "samples": self.noise.samples,
+            },
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(name={self.name!r}, dim={self.dim}, workers={self.workers}, "
+            f"L={self.L:.4g}, mvi={self.mvi!r}, noise={self.noise.describe()})"
+        )
+
+    # ------------------------------------------------------------------ user problems
+    @classmethod
+    def from_operator(
+        cls,
+        operator,
+        dim: int,
+        workers: int,
+        L: float,
+        solution=None,
+        mvi: str | None = None,
+        *,
+        dim_u: int | None = None,
+        box: tuple[float, float] = (-1.0, 1.0),
+        L_local: float | None = None,
+        r_min: float | None = None,
+        name: str = "custom",
+    ) -> Problem:
+        """A user-defined game from ``operator(i, z, out)``, which writes F_i(z) into ``out``.
+
+        ``operator`` is a plain Python function that numba can compile (or an already ``njit``-ed
+        one). ``L`` is the Lipschitz constant the user claims for F; ``box`` is where it is claimed
+        (and where :func:`minmaxlab.problems.certify` samples). ``mvi`` defaults to ``"unknown"``.
+        """
+        workers = cls._check_workers(name, workers)
+        dim = cls._check_positive(name, "dim", dim, integer=True)
+        L = cls._check_positive(name, "L", L)
+        if not callable(operator):
+            raise ProblemError(f"{name}: operator must be a function operator(i, z, out)")
+        op = operator if hasattr(operator, "py_func") else njit(operator)
+        z = np.zeros(dim) if solution is None else np.asarray(solution, dtype=float)
+        if z.shape != (dim,):
+            raise ProblemError(f"{name}: solution must have shape ({dim},), got {z.shape}")
+        out = np.zeros(dim)
+        try:
+            op(0, np.ascontiguousarray(z), out)
+        except Exception as exc:  # numba typing errors are long: summarize them
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ProblemError(
+                f"{name}: operator(i, z, out) could not be compiled or called by numba: {first}"
+            ) from exc
+        prob = object.__new__(Problem)
+        prob._setup(
+            name=name,
+            dim=dim,
+            dim_u=dim // 2 if dim_u is None else dim_u,
+            workers=workers,
+            fid=K.FID_USER,
+            P=np.zeros(1),
+            A=np.zeros((1, 1, 1)),
+            S=np.zeros((1, dim)),
+            A_mean=np.zeros((1, 1, 1)),
+            S_mean=np.zeros((1, dim)),
+            L=L,
+            L_local=L if L_local is None else L_local,
+            box=box,
+            lipschitz="box",
+            mvi="unknown" if mvi is None else mvi,
+            r_min=r_min,
+            solution=solution,
+            heterogeneity=0.0,
+            heterogeneity_kind="user",
+            params={"dim": dim},
+            user_op=op,
+        )
+        return prob

@@ -1,0 +1,240 @@
+"""Families built on a coupling matrix u^T A v: bilinear, strongly monotone quadratic, Minty bowl,
+and the weak-MVI quadratic.
+
+Heterogeneity ``h`` in the matrix families: worker i holds A_i = A + h E_i with E_i Gaussian
+(entries of variance 1/max(p, q)) and centred over the workers, so mean_i A_i = A. In the weak-MVI
+quadratic (no matrix) worker i holds F_i = F + h b_i with b_i Gaussian, centred.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minmaxlab.problems import _kernels as K
+from minmaxlab.problems.base import Problem, ProblemError
+
+
+def _matrix_with_spectrum(rng, p, q, smax, condition):
+    """A p x q matrix whose singular values are log-spaced from smax/condition to smax."""
+    k = min(p, q)
+    s = smax * np.logspace(-np.log10(condition), 0.0, k) if k > 1 else np.array([smax])
+    U, _ = np.linalg.qr(rng.standard_normal((p, p)))
+    V, _ = np.linalg.qr(rng.standard_normal((q, q)))
+    return (U[:, :k] * s) @ V[:, :k].T
+
+
+def _local_matrices(seed, A, h, workers):
+    if h == 0.0 or workers == 1:
+        return A[None, :, :].copy()
+    rng = np.random.default_rng([int(seed), 101])
+    p, q = A.shape
+    E = rng.standard_normal((workers, p, q)) / np.sqrt(max(p, q))
+    E -= E.mean(axis=0, keepdims=True)
+    return A[None, :, :] + h * E
+
+
+def _split_dim(name, dim, dim_u):
+    dim = Problem._check_positive(name, "dim", dim, integer=True)
+    if dim < 2:
+        raise ProblemError(f"{name}: dim must be >= 2 (both players need a coordinate), got {dim}")
+    if dim_u is None:
+        if dim % 2:
+            raise ProblemError(f"{name}: dim must be even when dim_u is not given, got {dim}")
+        dim_u = dim // 2
+    if not isinstance(dim_u, (int, np.integer)) or not 1 <= dim_u < dim:
+        raise ProblemError(f"{name}: dim_u must be an integer in 1..dim-1, got {dim_u!r}")
+    return dim, int(dim_u)
+
+
+def _smax(M):
+    return float(np.linalg.norm(M, 2))
+
+
+class BilinearGame(Problem):
+    """f(u, v) = u^T A v + b^T u + c^T v;  F(z) = (A v + b, -A^T u - c).
+
+    Monotone (skew) operator: <F(z), z - z*> = 0 (MVI with equality). L = sigma_max(A).
+    A has singular values log-spaced in [scale / condition, scale]; ``offset`` > 0 draws b and c
+    (then A must be square and z* solves A v = -b, A^T u = -c). Simultaneous GDA diverges, optimistic
+    and extragradient methods converge.
+    References: Daskalakis, Ilyas, Syrgkanis, Zeng, ICLR 2018; Gidel et al., ICLR 2019.
+    """
+
+    family = "bilinear"
+    references = ("Daskalakis et al., Training GANs with Optimism, ICLR 2018",
+                  "Gidel et al., A Variational Inequality Perspective on GANs, ICLR 2019")
+
+    def __init__(self, workers=1, dim=4, dim_u=None, scale=1.0, condition=10.0, offset=0.0,
+                 heterogeneity=0.0, seed=0, name="bilinear"):
+        workers = self._check_workers(name, workers)
+        dim, p = _split_dim(name, dim, dim_u)
+        scale = self._check_positive(name, "scale", scale)
+        condition = self._check_positive(name, "condition", condition)
+        if condition < 1:
+            raise ProblemError(f"{name}: condition must be >= 1, got {condition}")
+        offset = self._check_nonneg(name, "offset", offset)
+        h = self._check_nonneg(name, "heterogeneity", heterogeneity)
+        q = dim - p
+        rng = np.random.default_rng(int(seed))
+        A = _matrix_with_spectrum(rng, p, q, scale, condition)
+        Ai = _local_matrices(seed, A, h, workers)
+        b = np.zeros(p)
+        c = np.zeros(q)
+        sol = np.zeros(dim)
+        if offset > 0:
+            if p != q:
+                raise ProblemError(f"{name}: offset > 0 needs a square A (dim_u = dim / 2)")
+            b = offset * rng.standard_normal(p)
+            c = offset * rng.standard_normal(q)
+            sol = np.concatenate([np.linalg.solve(A.T, -c), np.linalg.solve(A, -b)])
+        S = np.concatenate([b, -c])[None, :]
+        self._setup(
+            name=name, dim=dim, dim_u=p, workers=workers, fid=K.FID_BILINEAR,
+            P=[p], A=Ai, S=S, A_mean=A[None], S_mean=S,
+            L=scale, L_local=max(_smax(M) for M in Ai),
+            box=(sol - 2.0, sol + 2.0), lipschitz="global",
+            mvi="equality", r_min=None, solution=sol,
+            heterogeneity=h, heterogeneity_kind="matrix",
+            params=dict(dim=dim, dim_u=p, scale=scale, condition=condition, offset=offset,
+                        heterogeneity=h, seed=int(seed)),
+        )
+        self.matrix = A
+
+
+class StronglyMonotoneQuadratic(Problem):
+    """f = (mu/2)||u||^2 + u^T A v - (mu/2)||v||^2;  F(z) = mu z + (A v, -A^T u).
+
+    mu-strongly monotone, L = sqrt(mu^2 + sigma_max(A)^2), z* = 0; linear convergence expected
+    (a sanity check for every method).
+    """
+
+    family = "quadratic"
+    references = ("Strongly monotone bilinear-quadratic game (standard sanity check)",)
+
+    def __init__(self, workers=1, dim=4, dim_u=None, mu=0.1, scale=1.0, condition=10.0,
+                 heterogeneity=0.0, seed=0, name="quadratic"):
+        workers = self._check_workers(name, workers)
+        dim, p = _split_dim(name, dim, dim_u)
+        mu = self._check_positive(name, "mu", mu)
+        scale = self._check_positive(name, "scale", scale)
+        condition = self._check_positive(name, "condition", condition)
+        h = self._check_nonneg(name, "heterogeneity", heterogeneity)
+        rng = np.random.default_rng(int(seed))
+        A = _matrix_with_spectrum(rng, p, dim - p, scale, max(condition, 1.0))
+        Ai = _local_matrices(seed, A, h, workers)
+        S = np.zeros((1, dim))
+        self._setup(
+            name=name, dim=dim, dim_u=p, workers=workers, fid=K.FID_QUADRATIC,
+            P=[p, mu], A=Ai, S=S, A_mean=A[None], S_mean=S,
+            L=float(np.hypot(mu, scale)),
+            L_local=max(float(np.hypot(mu, _smax(M))) for M in Ai),
+            box=(-2.0, 2.0), lipschitz="global",
+            mvi="holds", r_min=None, solution=np.zeros(dim),
+            heterogeneity=h, heterogeneity_kind="matrix",
+            params=dict(dim=dim, dim_u=p, mu=mu, scale=scale, condition=condition,
+                        heterogeneity=h, seed=int(seed)),
+        )
+        self.matrix = A
+
+
+_G_KINDS = {
+    # name: (kernel id, max |g''|, description)
+    "rational": (K.G_RATIONAL, 2.0, "g(s) = s^2/(1+s^2), g'' in [-1/2, 2]"),
+    "log": (K.G_LOG, 1.0, "g(s) = log(1+s^2)/2, g'' in [-1/8, 1]"),
+    "gaussian": (K.G_GAUSSIAN, 1.0, "g(s) = 1 - exp(-s^2/2), g'' in [-2 e^(-3/2), 1]"),
+}
+
+
+class MintyBowl(Problem):
+    """Nonconvex-nonconcave game satisfying MVI:
+    f = alpha sum_j g(u_j) - alpha sum_j g(v_j) + u^T A v, with an even g, s g'(s) >= 0.
+
+    F(z) = (alpha g'(u) + A v, alpha g'(v) - A^T u), so <F(z), z> = alpha sum s g'(s) >= 0: MVI holds
+    at z* = 0 while f is neither convex in u nor concave in v (g is nonconvex away from 0).
+    L <= alpha max|g''| + sigma_max(A) (a certified bound: Jacobian = diagonal + skew part).
+    ``g`` is one of "rational" (default), "log", "gaussian"; bring any other g through
+    ``Problem.from_operator``. This family matches the assumptions of DPOSG's theorem exactly.
+    """
+
+    family = "minty_bowl"
+    references = ("Liu et al., A Decentralized Parallel Algorithm for Training GANs, NeurIPS 2020 "
+                  "(assumptions); library construction, see PROBLEMS.md",)
+
+    def __init__(self, workers=1, dim=20, dim_u=None, coupling=1.0, condition=10.0, alpha=1.0,
+                 g="rational", heterogeneity=0.0, seed=0, name="minty_bowl"):
+        workers = self._check_workers(name, workers)
+        dim, p = _split_dim(name, dim, dim_u)
+        coupling = self._check_positive(name, "coupling", coupling)
+        condition = self._check_positive(name, "condition", condition)
+        alpha = self._check_positive(name, "alpha", alpha)
+        if g not in _G_KINDS:
+            raise ProblemError(f"{name}: g must be one of {sorted(_G_KINDS)}, got {g!r}")
+        h = self._check_nonneg(name, "heterogeneity", heterogeneity)
+        gid, g2, _ = _G_KINDS[g]
+        rng = np.random.default_rng(int(seed))
+        A = _matrix_with_spectrum(rng, p, dim - p, coupling, max(condition, 1.0))
+        Ai = _local_matrices(seed, A, h, workers)
+        S = np.zeros((1, dim))
+        self._setup(
+            name=name, dim=dim, dim_u=p, workers=workers, fid=K.FID_MINTY_BOWL,
+            P=[p, alpha, gid], A=Ai, S=S, A_mean=A[None], S_mean=S,
+            L=alpha * g2 + coupling, L_local=alpha * g2 + max(_smax(M) for M in Ai),
+            box=(-3.0, 3.0), lipschitz="global",
+            mvi="holds", r_min=None, solution=np.zeros(dim),
+            heterogeneity=h, heterogeneity_kind="matrix",
+            params=dict(dim=dim, dim_u=p, coupling=coupling, condition=condition, alpha=alpha,
+                        g=g, heterogeneity=h, seed=int(seed)),
+        )
+        self.matrix = A
+
+
+def _shift_heterogeneity(seed, h, workers, dim):
+    if h == 0.0 or workers == 1:
+        return np.zeros((1, dim))
+    rng = np.random.default_rng([int(seed), 202])
+    b = rng.standard_normal((workers, dim))
+    b -= b.mean(axis=0, keepdims=True)
+    return h * b
+
+
+class WeakMVIQuadratic(Problem):
+    """f = (b/2)||u||^2 + a u^T v - (b/2)||v||^2 with b < 0 (concave in u, convex in v).
+
+    F(z) = (b u + a v, -a u + b v), L = sqrt(a^2 + b^2), <F(z), z> = b ||z||^2 < 0: MVI fails and the
+    Minty ratio is constant, r_min = b / (a^2 + b^2) (weak MVI). z* = 0. ``dim`` = 2n stacks n copies.
+    References: Pethick et al., Escaping limit cycles, ICLR 2022; Diakonikolas, Daskalakis, Jordan,
+    AISTATS 2021 (EG+).
+    """
+
+    family = "weak_mvi_quadratic"
+    references = ("Pethick et al., Escaping limit cycles, ICLR 2022",
+                  "Diakonikolas, Daskalakis, Jordan, Efficient methods for structured "
+                  "nonconvex-nonconcave min-max optimization, AISTATS 2021")
+
+    def __init__(self, workers=1, dim=2, a=1.0, b=-0.1, heterogeneity=0.0, seed=0,
+                 name="weak_mvi_quadratic"):
+        workers = self._check_workers(name, workers)
+        dim, n = _split_dim(name, dim, None)
+        for key, val in (("a", a), ("b", b)):
+            if isinstance(val, bool) or not isinstance(val, (int, float)) or not np.isfinite(val):
+                raise ProblemError(f"{name}: {key} must be a finite number, got {val!r}")
+        if a == 0 and b == 0:
+            raise ProblemError(f"{name}: a and b cannot both be 0")
+        h = self._check_nonneg(name, "heterogeneity", heterogeneity)
+        L = float(np.hypot(a, b))
+        if b < 0:
+            mvi, r_min = "fails", b / (a * a + b * b)
+        elif b == 0:
+            mvi, r_min = "equality", None
+        else:
+            mvi, r_min = "holds", None
+        S = _shift_heterogeneity(seed, h, workers, dim)
+        self._setup(
+            name=name, dim=dim, dim_u=n, workers=workers, fid=K.FID_WEAK_MVI,
+            P=[n, float(a), float(b)], A=np.zeros((1, 1, 1)), S=S,
+            A_mean=np.zeros((1, 1, 1)), S_mean=np.zeros((1, dim)),
+            L=L, L_local=L, box=(-2.0, 2.0), lipschitz="global",
+            mvi=mvi, r_min=r_min, solution=np.zeros(dim),
+            heterogeneity=h, heterogeneity_kind="shift",
+            params=dict(dim=dim, a=float(a), b=float(b), heterogeneity=h, seed=int(seed)),
+        )
