@@ -2,13 +2,15 @@
 
 Uniform calling convention, so that one engine kernel serves every family:
 
-    _library_op(fid, i, z, out, P, A, S)
+    _library_rows(fid, Z, O, P, A, S, worker)
 
-writes F_i(z) of worker ``i`` into ``out``. ``fid`` is the family id, ``P`` a float64 vector of scalar
-parameters, ``A`` a float64 stack of matrices (one per worker, or a single one shared by all workers
-when ``A.shape[0] == 1``) and ``S`` a float64 matrix of per-worker constant terms (shape (M, d), or
-(1, d) when shared). Kernels do arithmetic only: no allocation in the hot path, no printing, no globals
-other than other kernels.
+writes F_i(Z[r]) into O[r] for every row r, with i = worker (or i = r when worker < 0). Rows go by
+index, not as views, and each family's operator is inlined into its loop: a view or a call with
+array arguments per point would dominate the cost of small operators. ``fid`` is the family id,
+``P`` a float64 vector of scalar parameters, ``A`` a float64 stack of matrices (one per worker, or
+a single one shared by all workers when ``A.shape[0] == 1``) and ``S`` a float64 matrix of
+per-worker constant terms (shape (M, d), or (1, d) when shared). Kernels do arithmetic only: no
+printing, no globals other than other kernels.
 """
 
 import numpy as np
@@ -30,35 +32,39 @@ G_LOG = 1
 G_GAUSSIAN = 2
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _row(n_rows, i):
     return i if n_rows > 1 else 0
 
 
-@njit(cache=True)
-def _add_shift(i, out, S):
+@njit(cache=True, inline="always")
+def _add_shift(i, O, orow, S):
     k = _row(S.shape[0], i)
-    for j in range(out.shape[0]):
-        out[j] += S[k, j]
+    for j in range(O.shape[1]):
+        O[orow, j] += S[k, j]
 
 
-@njit(cache=True)
-def _skew_coupling(Ai, z, out, p):
-    """out[:p] = Ai @ v ; out[p:] = -Ai^T @ u  for z = (u, v), u in R^p."""
-    q = z.shape[0] - p
-    for r in range(p):
-        acc = 0.0
-        for c in range(q):
-            acc += Ai[r, c] * z[p + c]
-        out[r] = acc
-    for c in range(q):
-        acc = 0.0
+@njit(cache=True, inline="always")
+def _skew_coupling(A, k, Z, zr, O, orow, p):
+    """O[orow, :p] = A_k v ; O[orow, p:] = -A_k^T u  for z = Z[zr] = (u, v), u in R^p.
+
+    A[k] holds A_k in rows 0..p-1 (p x q) and A_k^T in rows p..p+q-1 (q x p), so both products run
+    as contiguous axpy loops (vectorizable without reassociating any sum)."""
+    d = Z.shape[1]
+    q = d - p
+    for r in range(d):
+        O[orow, r] = 0.0
+    for c in range(q):  # A v = sum_c v_c A[:, c] = sum_c v_c (A^T)[c, :]
+        vc = Z[zr, p + c]
         for r in range(p):
-            acc += Ai[r, c] * z[r]
-        out[p + c] = -acc
+            O[orow, r] += vc * A[k, p + c, r]
+    for r in range(p):  # -A^T u = -sum_r u_r A[r, :]
+        ur = Z[zr, r]
+        for c in range(q):
+            O[orow, p + c] -= ur * A[k, r, c]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _gprime(kind, s):
     if kind == G_RATIONAL:  # g(s) = s^2 / (1 + s^2)
         t = 1.0 + s * s
@@ -69,87 +75,113 @@ def _gprime(kind, s):
         return s * np.exp(-0.5 * s * s)
 
 
-@njit(cache=True)
-def _op_bilinear(i, z, out, P, A, S):
+@njit(cache=True, inline="always")
+def _op_bilinear(i, Z, zr, O, orow, P, A, S):
     p = int(P[0])
-    _skew_coupling(A[_row(A.shape[0], i)], z, out, p)
-    _add_shift(i, out, S)
+    _skew_coupling(A, _row(A.shape[0], i), Z, zr, O, orow, p)
+    _add_shift(i, O, orow, S)
+
+
+@njit(cache=True, inline="always")
+def _blas_ok(A, Z, p):
+    """Use BLAS for the coupling when every row shares one square A and the problem is large."""
+    return A.shape[0] == 1 and Z.shape[0] >= 4 and 2 * p == Z.shape[1] and p >= 16
 
 
 @njit(cache=True)
-def _op_quadratic(i, z, out, P, A, S):
+def _coupling_blas(A, Z, O, p):
+    """Rows of O = (A v, -A^T u) for every row z = (u, v) of Z, by two matrix products."""
+    V = np.ascontiguousarray(Z[:, p:])
+    U = np.ascontiguousarray(Z[:, :p])
+    A0 = A[0]
+    O[:, :p] = V @ A0[p:]
+    O[:, p:] = -(U @ A0[:p])
+
+
+@njit(cache=True, inline="always")
+def _op_quadratic(i, Z, zr, O, orow, P, A, S):
     p = int(P[0])
+    _skew_coupling(A, _row(A.shape[0], i), Z, zr, O, orow, p)
+    _quadratic_extra(i, Z, zr, O, orow, P, A, S)
+
+
+@njit(cache=True, inline="always")
+def _quadratic_extra(i, Z, zr, O, orow, P, A, S):
     mu = P[1]
-    _skew_coupling(A[_row(A.shape[0], i)], z, out, p)
-    for j in range(z.shape[0]):
-        out[j] += mu * z[j]
-    _add_shift(i, out, S)
+    for j in range(Z.shape[1]):
+        O[orow, j] += mu * Z[zr, j]
+    _add_shift(i, O, orow, S)
 
 
-@njit(cache=True)
-def _op_minty_bowl(i, z, out, P, A, S):
+@njit(cache=True, inline="always")
+def _op_minty_bowl(i, Z, zr, O, orow, P, A, S):
     p = int(P[0])
+    _skew_coupling(A, _row(A.shape[0], i), Z, zr, O, orow, p)
+    _minty_extra(i, Z, zr, O, orow, P, A, S)
+
+
+@njit(cache=True, inline="always")
+def _minty_extra(i, Z, zr, O, orow, P, A, S):
     alpha = P[1]
     kind = int(P[2])
-    _skew_coupling(A[_row(A.shape[0], i)], z, out, p)
-    for j in range(z.shape[0]):
-        out[j] += alpha * _gprime(kind, z[j])
-    _add_shift(i, out, S)
+    for j in range(Z.shape[1]):
+        O[orow, j] += alpha * _gprime(kind, Z[zr, j])
+    _add_shift(i, O, orow, S)
 
 
-@njit(cache=True)
-def _op_weak_mvi(i, z, out, P, A, S):
+@njit(cache=True, inline="always")
+def _op_weak_mvi(i, Z, zr, O, orow, P, A, S):
     n = int(P[0])
     a = P[1]
     b = P[2]
     for j in range(n):
-        u = z[j]
-        v = z[n + j]
-        out[j] = b * u + a * v
-        out[n + j] = -a * u + b * v
-    _add_shift(i, out, S)
+        u = Z[zr, j]
+        v = Z[zr, n + j]
+        O[orow, j] = b * u + a * v
+        O[orow, n + j] = -a * u + b * v
+    _add_shift(i, O, orow, S)
 
 
-@njit(cache=True)
-def _op_forsaken(i, z, out, P, A, S):
-    u = z[0]
-    v = z[1]
+@njit(cache=True, inline="always")
+def _op_forsaken(i, Z, zr, O, orow, P, A, S):
+    u = Z[zr, 0]
+    v = Z[zr, 1]
     u2 = u * u
     v2 = v * v
     # phi(s) = s^2/4 - s^4/2 + s^6/6, phi'(s) = s/2 - 2 s^3 + s^5
-    out[0] = (v - 0.45) + u * (0.5 - 2.0 * u2 + u2 * u2)
-    out[1] = -u + v * (0.5 - 2.0 * v2 + v2 * v2)
-    _add_shift(i, out, S)
+    O[orow, 0] = (v - 0.45) + u * (0.5 - 2.0 * u2 + u2 * u2)
+    O[orow, 1] = -u + v * (0.5 - 2.0 * v2 + v2 * v2)
+    _add_shift(i, O, orow, S)
 
 
-@njit(cache=True)
-def _op_global_forsaken(i, z, out, P, A, S):
-    u = z[0]
-    v = z[1]
+@njit(cache=True, inline="always")
+def _op_global_forsaken(i, Z, zr, O, orow, P, A, S):
+    u = Z[zr, 0]
+    v = Z[zr, 1]
     u2 = u * u
     v2 = v * v
     # psi(s) = (2/21) s^6 - (1/3) s^4 + (1/3) s^2, psi'(s) = (4/7) s^5 - (4/3) s^3 + (2/3) s
-    out[0] = v + u * ((4.0 / 7.0) * u2 * u2 - (4.0 / 3.0) * u2 + 2.0 / 3.0)
-    out[1] = -u + v * ((4.0 / 7.0) * v2 * v2 - (4.0 / 3.0) * v2 + 2.0 / 3.0)
-    _add_shift(i, out, S)
+    O[orow, 0] = v + u * ((4.0 / 7.0) * u2 * u2 - (4.0 / 3.0) * u2 + 2.0 / 3.0)
+    O[orow, 1] = -u + v * ((4.0 / 7.0) * v2 * v2 - (4.0 / 3.0) * v2 + 2.0 / 3.0)
+    _add_shift(i, O, orow, S)
 
 
-@njit(cache=True)
-def _op_polar(i, z, out, P, A, S):
+@njit(cache=True, inline="always")
+def _op_polar(i, Z, zr, O, orow, P, A, S):
     a = P[0]
-    u = z[0]
-    v = z[1]
+    u = Z[zr, 0]
+    v = Z[zr, 1]
     r2 = u * u + v * v
     common = 0.25 * a * (r2 - 1.0) * (4.0 * r2 - 1.0)
-    out[0] = common * u - v
-    out[1] = common * v + u
-    _add_shift(i, out, S)
+    O[orow, 0] = common * u - v
+    O[orow, 1] = common * v + u
+    _add_shift(i, O, orow, S)
 
 
-@njit(cache=True)
-def _op_dirac(i, z, out, P, A, S):
-    theta = z[0]
-    psi = z[1]
+@njit(cache=True, inline="always")
+def _op_dirac(i, Z, zr, O, orow, P, A, S):
+    theta = Z[zr, 0]
+    psi = Z[zr, 1]
     t = psi * theta
     # h(t) = -log(1 + exp(-t)), h'(t) = 1 / (1 + exp(t)), evaluated without overflow
     if t >= 0.0:
@@ -157,16 +189,18 @@ def _op_dirac(i, z, out, P, A, S):
         hp = e / (1.0 + e)
     else:
         hp = 1.0 / (1.0 + np.exp(t))
-    out[0] = hp * psi
-    out[1] = -hp * theta
-    _add_shift(i, out, S)
+    O[orow, 0] = hp * psi
+    O[orow, 1] = -hp * theta
+    _add_shift(i, O, orow, S)
 
 
-@njit(cache=True)
-def _op_covariance(i, z, out, P, A, S):
+@njit(cache=True, inline="always")
+def _op_covariance(i, Z, zr, O, orow, P, A, S):
     n = int(P[0])
     nn = n * n
-    Sig = A[_row(A.shape[0], i)]
+    ks = _row(A.shape[0], i)
+    z = Z[zr]
+    out = O[orow]
     # z = (vec V, vec W), row-major; F = ( -(W + W^T) V , V V^T - Sigma_i )
     for r in range(n):
         for c in range(n):
@@ -179,50 +213,77 @@ def _op_covariance(i, z, out, P, A, S):
             acc = 0.0
             for k in range(n):
                 acc += z[r * n + k] * z[c * n + k]
-            out[nn + r * n + c] = acc - Sig[r, c]
-    _add_shift(i, out, S)
+            out[nn + r * n + c] = acc - A[ks, r, c]
+    _add_shift(i, O, orow, S)
 
 
 @njit(cache=True)
-def _library_op(fid, i, z, out, P, A, S):
-    if fid == FID_BILINEAR:
-        _op_bilinear(i, z, out, P, A, S)
+def _library_rows(fid, Z, O, P, A, S, worker):
+    """F at every row of Z into the same row of O: F_w with w = ``worker`` for every row when
+    worker >= 0, and F_r for row r when worker < 0 (rows = workers). One call per batch of rows:
+    the family dispatch happens once and each family's loop has its operator inlined."""
+    n = Z.shape[0]
+    if (fid == FID_BILINEAR or fid == FID_QUADRATIC or fid == FID_MINTY_BOWL) and _blas_ok(
+        A, Z, int(P[0])
+    ):
+        _coupling_blas(A, Z, O, int(P[0]))
+        for r in range(n):
+            w = worker if worker >= 0 else r
+            if fid == FID_BILINEAR:
+                _add_shift(w, O, r, S)
+            elif fid == FID_QUADRATIC:
+                _quadratic_extra(w, Z, r, O, r, P, A, S)
+            else:
+                _minty_extra(w, Z, r, O, r, P, A, S)
+    elif fid == FID_BILINEAR:
+        for r in range(n):
+            _op_bilinear(worker if worker >= 0 else r, Z, r, O, r, P, A, S)
     elif fid == FID_QUADRATIC:
-        _op_quadratic(i, z, out, P, A, S)
+        for r in range(n):
+            _op_quadratic(worker if worker >= 0 else r, Z, r, O, r, P, A, S)
     elif fid == FID_MINTY_BOWL:
-        _op_minty_bowl(i, z, out, P, A, S)
+        for r in range(n):
+            _op_minty_bowl(worker if worker >= 0 else r, Z, r, O, r, P, A, S)
     elif fid == FID_WEAK_MVI:
-        _op_weak_mvi(i, z, out, P, A, S)
+        for r in range(n):
+            _op_weak_mvi(worker if worker >= 0 else r, Z, r, O, r, P, A, S)
     elif fid == FID_FORSAKEN:
-        _op_forsaken(i, z, out, P, A, S)
+        for r in range(n):
+            _op_forsaken(worker if worker >= 0 else r, Z, r, O, r, P, A, S)
     elif fid == FID_GLOBAL_FORSAKEN:
-        _op_global_forsaken(i, z, out, P, A, S)
+        for r in range(n):
+            _op_global_forsaken(worker if worker >= 0 else r, Z, r, O, r, P, A, S)
     elif fid == FID_POLAR:
-        _op_polar(i, z, out, P, A, S)
+        for r in range(n):
+            _op_polar(worker if worker >= 0 else r, Z, r, O, r, P, A, S)
     elif fid == FID_DIRAC:
-        _op_dirac(i, z, out, P, A, S)
+        for r in range(n):
+            _op_dirac(worker if worker >= 0 else r, Z, r, O, r, P, A, S)
     elif fid == FID_COVARIANCE:
-        _op_covariance(i, z, out, P, A, S)
+        for r in range(n):
+            _op_covariance(worker if worker >= 0 else r, Z, r, O, r, P, A, S)
     else:
-        for j in range(out.shape[0]):
-            out[j] = np.nan
+        for r in range(n):
+            for j in range(O.shape[1]):
+                O[r, j] = np.nan
 
 
 @njit(cache=True)
 def _library_eval_rows(fid, i, Z, P, A, S):
-    """F_i at every row of Z (worker i fixed, or i < 0: the mean operator F)."""
+    """F_i at every row of Z (worker i fixed, or i < 0: the mean over workers)."""
     n, d = Z.shape
     M = max(A.shape[0], S.shape[0])
     out = np.zeros((n, d))
-    tmp = np.empty(d)
-    for r in range(n):
-        if i >= 0:
-            _library_op(fid, i, Z[r], out[r], P, A, S)
-        else:
-            for w in range(M):
-                _library_op(fid, w, Z[r], tmp, P, A, S)
-                for j in range(d):
-                    out[r, j] += tmp[j]
+    if i >= 0:
+        _library_rows(fid, Z, out, P, A, S, i)
+        return out
+    tmp = np.empty((n, d))
+    for w in range(M):
+        _library_rows(fid, Z, tmp, P, A, S, w)
+        for r in range(n):
             for j in range(d):
-                out[r, j] /= M
+                out[r, j] += tmp[r, j]
+    for r in range(n):
+        for j in range(d):
+            out[r, j] /= M
     return out

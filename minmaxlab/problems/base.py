@@ -4,7 +4,7 @@ A problem is data. It holds
 
 * ``dim`` and ``dim_u`` (z = (u, v), u = z[:dim_u] is the minimizing player, v the maximizing one);
 * its local operators F_i in kernel form: a family id and three arrays (``P``, ``A``, ``S``) that the
-  private kernel ``_library_op`` reads (see ``_kernels.py``), or a user operator compiled by numba;
+  private kernel ``_library_rows`` reads (see ``_kernels.py``), or a user operator compiled by numba;
 * an independent form of the mean operator F (the family's own aggregate data), so that tests can
   check F == mean of the F_i;
 * declared constants: ``L`` (Lipschitz constant of F) and ``L_local`` (max over workers of that of F_i),
@@ -132,6 +132,7 @@ class Problem:
         self.heterogeneity_kind = heterogeneity_kind
         self.params = dict(params)
         self.noise = Noise()
+        self.constraints = (None, None)
 
     # ------------------------------------------------------------------ validation helpers
     @staticmethod
@@ -161,7 +162,7 @@ class Problem:
     # ------------------------------------------------------------------ kernel form
     @property
     def kernel_data(self) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
-        """(fid, P, A, S): what the engine kernels pass to ``_library_op``."""
+        """(fid, P, A, S): what the engine kernels pass to ``_library_rows``."""
         return self._fid, self._P, self._A, self._S
 
     @property
@@ -290,6 +291,18 @@ class Problem:
         clone.noise = noise
         return clone
 
+    def with_constraints(self, u=None, v=None) -> Problem:
+        """A copy whose players are projected (Ball, Box, Simplex) or prox-ed (L1) after each
+        local step; see :mod:`minmaxlab.constraints`. ``None`` leaves a player unconstrained."""
+        for who, c in (("u", u), ("v", v)):
+            if c is not None and not hasattr(c, "encode"):
+                raise ProblemError(f"{self.name}: constraint for {who} must be Ball, Box, Simplex or "
+                                   f"L1, got {c!r}")
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.constraints = (u, v)
+        return clone
+
     # ------------------------------------------------------------------ description
     def constants(self) -> dict:
         """The declared constants, as plain data (for tables and metadata)."""
@@ -317,6 +330,7 @@ class Problem:
             "family": self.family,
             "workers": self.workers,
             "params": dict(self.params),
+            "constraints": [None if c is None else repr(c) for c in self.constraints],
             "noise": {
                 "kind": self.noise.kind,
                 "sigma": self.noise.sigma,

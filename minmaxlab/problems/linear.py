@@ -33,6 +33,16 @@ def _local_matrices(seed, A, h, workers):
     return A[None, :, :] + h * E
 
 
+def _pack(Ai):
+    """Kernel layout of a stack of p x q matrices: rows 0..p-1 hold A_k, rows p..p+q-1 hold A_k^T
+    (padded to max(p, q) columns), so that both A v and A^T u run as contiguous loops."""
+    K, p, q = Ai.shape
+    out = np.zeros((K, p + q, max(p, q)))
+    out[:, :p, :q] = Ai
+    out[:, p:, :p] = np.transpose(Ai, (0, 2, 1))
+    return out
+
+
 def _split_dim(name, dim, dim_u):
     dim = Problem._check_positive(name, "dim", dim, integer=True)
     if dim < 2:
@@ -90,7 +100,7 @@ class BilinearGame(Problem):
         S = np.concatenate([b, -c])[None, :]
         self._setup(
             name=name, dim=dim, dim_u=p, workers=workers, fid=K.FID_BILINEAR,
-            P=[p], A=Ai, S=S, A_mean=A[None], S_mean=S,
+            P=[p], A=_pack(Ai), S=S, A_mean=_pack(A[None]), S_mean=S,
             L=scale, L_local=max(_smax(M) for M in Ai),
             box=(sol - 2.0, sol + 2.0), lipschitz="global",
             mvi="equality", r_min=None, solution=sol,
@@ -125,7 +135,7 @@ class StronglyMonotoneQuadratic(Problem):
         S = np.zeros((1, dim))
         self._setup(
             name=name, dim=dim, dim_u=p, workers=workers, fid=K.FID_QUADRATIC,
-            P=[p, mu], A=Ai, S=S, A_mean=A[None], S_mean=S,
+            P=[p, mu], A=_pack(Ai), S=S, A_mean=_pack(A[None]), S_mean=S,
             L=float(np.hypot(mu, scale)),
             L_local=max(float(np.hypot(mu, _smax(M))) for M in Ai),
             box=(-2.0, 2.0), lipschitz="global",
@@ -177,7 +187,7 @@ class MintyBowl(Problem):
         S = np.zeros((1, dim))
         self._setup(
             name=name, dim=dim, dim_u=p, workers=workers, fid=K.FID_MINTY_BOWL,
-            P=[p, alpha, gid], A=Ai, S=S, A_mean=A[None], S_mean=S,
+            P=[p, alpha, gid], A=_pack(Ai), S=S, A_mean=_pack(A[None]), S_mean=S,
             L=alpha * g2 + coupling, L_local=alpha * g2 + max(_smax(M) for M in Ai),
             box=(-3.0, 3.0), lipschitz="global",
             mvi="holds", r_min=None, solution=np.zeros(dim),
