@@ -1,17 +1,39 @@
 """minmaxlab: verify decentralized optimistic min-max theory (DPOSG and its baselines) in practice."""
 
-from minmaxlab.errors import ConfigError, MinmaxlabError, ProblemError, TopologyError
-from minmaxlab.problems import FAMILIES, Noise, Problem, certify, problem
+import importlib as _importlib
 
-try:
-    from minmaxlab.topology import Topology, topology
-except ImportError:  # pragma: no cover (transient while building)
-    pass
+from minmaxlab.algorithms import (
+    ALGORITHMS,
+    CPOSG,
+    DEG,
+    DPOSG,
+    DSGDA,
+    OSG,
+    Algorithm,
+    CPOAdam,
+    DPOAdam,
+    algorithm,
+)
+from minmaxlab.constraints import L1, Ball, Box, Simplex
+from minmaxlab.errors import (
+    AlgorithmError,
+    ConfigError,
+    MinmaxlabError,
+    ProblemError,
+    TopologyError,
+)
+from minmaxlab.problems import FAMILIES, Noise, Problem, certify, problem
+from minmaxlab.simulate import Trace, run
+from minmaxlab.topology import TimeVarying, Topology, topology
+
+# `minmaxlab.topology` is the builder function; the module stays reachable under this name
+topology_module = _importlib.import_module("minmaxlab.topology")
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ConfigError", "MinmaxlabError", "ProblemError", "TopologyError",
-    "FAMILIES", "Noise", "Problem", "certify", "problem",
-    "Topology", "topology", "__version__",
+    "ALGORITHMS", "Algorithm", "AlgorithmError", "Ball", "Box", "CPOAdam", "CPOSG", "ConfigError",
+    "DEG", "DPOAdam", "DPOSG", "DSGDA", "FAMILIES", "L1", "MinmaxlabError", "Noise", "OSG",
+    "Problem", "ProblemError", "Simplex", "TimeVarying", "Topology", "TopologyError", "Trace",
+    "algorithm", "certify", "problem", "run", "topology", "topology_module", "__version__",
 ]

@@ -44,7 +44,7 @@ def _params(pairs: list[str]) -> dict:
 
 
 def cmd_info(args) -> int:
-    from minmaxlab import topology as topo_mod
+    from minmaxlab import topology_module as topo_mod
     from minmaxlab.problems import format_catalog
 
     print("minmaxlab: decentralized optimistic min-max methods, checked against their theory\n")
@@ -81,7 +81,7 @@ def cmd_problems(args) -> int:
 
 
 def cmd_topology(args) -> int:
-    from minmaxlab import topology as topo_mod
+    from minmaxlab import topology_module as topo_mod
 
     params = _params(args.param)
     if args.rule:
@@ -89,6 +89,31 @@ def cmd_topology(args) -> int:
     if args.seed is not None:
         params["seed"] = args.seed
     print(topo_mod.main_topology(args.name, args.workers, **params))
+    return 0
+
+
+def cmd_run(args) -> int:
+    from minmaxlab.config import load_run_config, run_config
+
+    cfg = load_run_config(args.file)
+    trace, (table, meta) = run_config(cfg, out=args.out)
+    df = trace.to_frame()
+    last = df.iloc[-1]
+    print(f"{trace.label}: status {trace.status}, {trace.iterations_done} iterations, "
+          f"{trace.elapsed:.2f} s")
+    print(f"  final stationarity_local {last.stationarity_local:.3e}, "
+          f"consensus_z {last.consensus_z:.3e}")
+    print(f"  wrote {table} and {meta}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from minmaxlab.bench import bench, format_rows
+
+    names = args.only.split(",") if args.only else ("W1", "W2", "W3")
+    rows = bench(names, quick=args.quick, progress=lambda m: print(m, flush=True))
+    print()
+    print(format_rows(rows))
     return 0
 
 
@@ -117,6 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", metavar="KEY=VALUE",
                    help="builder parameter, e.g. --param p=0.3 or --param alpha=0.5")
     p.set_defaults(func=cmd_topology)
+
+    p = sub.add_parser("run", help="run one configuration from a TOML file")
+    p.add_argument("file", help="run file (see minmaxlab/config.py for the format)")
+    p.add_argument("--out", help="output table (.csv or .parquet); metadata goes beside it (.json)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("bench", help="time the engine against a plain-numpy reference")
+    p.add_argument("--quick", action="store_true", help="few iterations (a smoke test)")
+    p.add_argument("--only", help="comma-separated workloads, e.g. W1,W2")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

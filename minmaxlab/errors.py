@@ -15,3 +15,7 @@ class ProblemError(MinmaxlabError):
 
 class ConfigError(MinmaxlabError):
     """A configuration file (TOML) is malformed or incomplete."""
+
+
+class AlgorithmError(MinmaxlabError):
+    """An algorithm parameter is invalid (eta <= 0, rounds < 0, unknown variant, ...)."""

@@ -1,0 +1,310 @@
+"""Algorithms as small frozen specs. The arithmetic lives once, in ``_kernels._simulate``.
+
+Notation: M workers, worker i holds x_i, z_i and its last stochastic gradient g_i; W^t is t rounds
+of gossip with the mixing matrix (assumption A4); eta may differ per player, eta = (eta_u, eta_v).
+Every spec validates its parameters at construction and has a ``label`` naming the run by its
+parameters, e.g. ``dposg[rounds=3,eta=0.05]``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import ClassVar
+
+import numpy as np
+
+from minmaxlab.algorithms import _kernels as K
+from minmaxlab.errors import AlgorithmError
+
+SCHEDULES = ("constant", "log", "eps")
+VARIANTS = ("default", "single_exchange")
+
+
+def _check_eta(name, eta):
+    vals = eta if isinstance(eta, (tuple, list)) else (eta,)
+    if len(vals) not in (1, 2):
+        raise AlgorithmError(f"{name}: eta must be a number or a pair (eta_u, eta_v), got {eta!r}")
+    out = []
+    for v in vals:
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise AlgorithmError(f"{name}: eta must be a positive number, got {v!r}")
+        if not math.isfinite(v) or v <= 0:
+            raise AlgorithmError(f"{name}: eta must be a positive finite number, got {v!r}")
+        out.append(float(v))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def _check_rounds(name, rounds):
+    if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 0:
+        raise AlgorithmError(f"{name}: rounds must be an integer >= 0, got {rounds!r}")
+    return int(rounds)
+
+
+def _check_unit(name, field, value, closed=False):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or value > 1 or (value == 1 and not closed):
+        raise AlgorithmError(f"{name}: {field} must lie in [0, 1), got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """Base spec. Subclasses set ``key`` (run-name prefix) and ``alg_id`` (kernel id)."""
+
+    eta: float | tuple[float, float] = 0.05
+
+    key: ClassVar[str] = "algorithm"
+    alg_id: ClassVar[int] = -1
+    decentralized: ClassVar[bool] = True
+    optimistic: ClassVar[bool] = True
+    oracle_calls_per_iteration: ClassVar[int] = 1
+
+    def __post_init__(self):
+        object.__setattr__(self, "eta", _check_eta(self.key, self.eta))
+
+    # -- description
+    def params(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @property
+    def label(self) -> str:
+        parts = []
+        for k, v in self.params().items():
+            if k == "eta":
+                v = "/".join(f"{x:g}" for x in v) if isinstance(v, tuple) else f"{v:g}"
+            elif isinstance(v, float):
+                v = f"{v:g}"
+            parts.append(f"{k}={v}")
+        return f"{self.key}[{','.join(parts)}]"
+
+    def spec(self) -> dict:
+        d = self.params()
+        if isinstance(d["eta"], tuple):
+            d["eta"] = list(d["eta"])
+        return {"algorithm": self.key, **d}
+
+    # -- what the kernel needs
+    def eta_vector(self, dim: int, dim_u: int) -> np.ndarray:
+        e = np.empty(dim)
+        eu, ev = self.eta if isinstance(self.eta, tuple) else (self.eta, self.eta)
+        e[:dim_u] = eu
+        e[dim_u:] = ev
+        return e
+
+    def rounds_schedule(self, iterations: int, rho: float) -> np.ndarray:
+        return np.zeros(iterations, dtype=np.int64)
+
+    def adam(self) -> tuple[float, float, float]:
+        return 0.0, 0.0, 1.0
+
+
+@dataclass(frozen=True)
+class _Gossiping(Algorithm):
+    rounds: int = 1
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "rounds", _check_rounds(self.key, self.rounds))
+
+    def rounds_schedule(self, iterations, rho):
+        return np.full(iterations, self.rounds, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class DPOSG(_Gossiping):
+    """Decentralized parallel optimistic stochastic gradient (Liu et al., NeurIPS 2020).
+
+    Update (rows = workers), ``variant="default"``:
+        Z = W^t (X - eta G_prev);  G = g(Z)  (one new mini-batch oracle call);  X = W^t (X - eta G)
+    ``variant="single_exchange"`` gossips x once before the local steps (half the communication,
+    but its consensus error does not vanish as t grows):
+        B = W^t X;  Z = B - eta G_prev;  G = g(Z);  X = B - eta G
+    Initialization: x_i = z_i = z0 and g_i(z0) computed once (counted as an oracle call).
+    Rounds per iteration: ``schedule="constant"`` (t = rounds), ``"log"`` (t_k = rounds +
+    floor(log2 k), growing like log k) or ``"eps"`` (t = ceil(log(1/eps) / log(1/rho))).
+    Assumptions: MVI (A1), L-Lipschitz F (A2), unbiased oracle with variance sigma^2/m (A3),
+    W symmetric doubly stochastic with rho < 1 (A4), eta <= c / L. Guarantee: the average of
+    E||(1/M) sum_i F(z_i^k)||^2 over K iterations is O(1/(eta^2 K)) + O(sigma^2 / (m M)) + a consensus
+    term that shrinks like rho^t. With W = J it is CPOSG exactly, with M = 1 it is OSG.
+    Reference: Liu, Zhang, Mroueh, Cui, Ross, Yang, Das, A Decentralized Parallel Algorithm for
+    Training Generative Adversarial Nets, NeurIPS 2020.
+    """
+
+    schedule: str = "constant"
+    eps: float | None = None
+    variant: str = "default"
+
+    key: ClassVar[str] = "dposg"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.variant not in VARIANTS:
+            raise AlgorithmError(f"dposg: unknown variant {self.variant!r}; variants: {VARIANTS}")
+        if self.schedule not in SCHEDULES:
+            raise AlgorithmError(f"dposg: unknown schedule {self.schedule!r}; schedules: {SCHEDULES}")
+        if self.schedule == "eps":
+            if self.eps is None or not isinstance(self.eps, (int, float)) or not 0 < self.eps < 1:
+                raise AlgorithmError(f"dposg: schedule 'eps' needs 0 < eps < 1, got {self.eps!r}")
+        elif self.eps is not None:
+            raise AlgorithmError("dposg: eps is only used with schedule='eps'")
+
+    @property
+    def alg_id(self):  # type: ignore[override]
+        return K.ALG_DPOSG if self.variant == "default" else K.ALG_DPOSG_SINGLE
+
+    @property
+    def label(self) -> str:
+        parts = [f"rounds={self.rounds}", f"eta={_fmt_eta(self.eta)}"]
+        if self.schedule != "constant":
+            parts.append(f"schedule={self.schedule}")
+        if self.eps is not None:
+            parts.append(f"eps={self.eps:g}")
+        key = "dposg" if self.variant == "default" else "dposg_single"
+        return f"{key}[{','.join(parts)}]"
+
+    def rounds_schedule(self, iterations, rho):
+        if self.schedule == "constant":
+            return np.full(iterations, self.rounds, dtype=np.int64)
+        if self.schedule == "log":
+            k = np.arange(1, iterations + 1)
+            return (self.rounds + np.floor(np.log2(k))).astype(np.int64)
+        t = 0 if rho <= 0 else math.ceil(math.log(1 / self.eps) / math.log(1 / rho))
+        return np.full(iterations, max(t, 0), dtype=np.int64)
+
+
+def _fmt_eta(eta):
+    return "/".join(f"{x:g}" for x in eta) if isinstance(eta, tuple) else f"{eta:g}"
+
+
+@dataclass(frozen=True)
+class CPOSG(Algorithm):
+    """Centralized parallel optimistic stochastic gradient: the M mini-batch gradients are averaged
+    exactly (all-reduce) and one shared copy is updated:
+        z = x - eta gbar_prev;  gbar = (1/M) sum_i g_i(z);  x = x - eta gbar
+    Equivalent to DPOSG with W = J. Same assumptions as DPOSG without A4.
+    Reference: Liu et al., NeurIPS 2020 (the centralized baseline).
+    """
+
+    key: ClassVar[str] = "cposg"
+    alg_id: ClassVar[int] = K.ALG_CPOSG
+    decentralized: ClassVar[bool] = False
+
+
+@dataclass(frozen=True)
+class OSG(CPOSG):
+    """Optimistic stochastic gradient with one worker (past extragradient):
+        z_k = x_{k-1} - eta g(z_{k-1});  x_k = x_{k-1} - eta g(z_k)
+    With eta <= 1/(9L) and mini-batches m: (1/N) sum_k E||F(z_k)||^2 <= 8 ||x_0 - x*||^2/(eta^2 N)
+    + (100/N) sum_k sigma^2/m_k. Runs on a single worker (use CPOSG for M workers).
+    Reference: Liu, Mroueh, Ross, Zhang, Cui, Das, Yang, Towards Better Understanding of Adaptive
+    Gradient Algorithms in GANs, ICLR 2020.
+    """
+
+    key: ClassVar[str] = "osg"
+
+
+@dataclass(frozen=True)
+class DSGDA(_Gossiping):
+    """Decentralized simultaneous (stochastic) gradient descent-ascent with gossip, no optimism:
+        X = W^t (X - eta g(X))
+    Diverges on bilinear games (a negative control); converges on strongly monotone ones.
+    Reference: e.g. Gidel et al., ICLR 2019 (GDA on bilinear games).
+    """
+
+    key: ClassVar[str] = "dsgda"
+    alg_id: ClassVar[int] = K.ALG_DSGDA
+    optimistic: ClassVar[bool] = False
+
+
+@dataclass(frozen=True)
+class DEG(_Gossiping):
+    """Decentralized (stochastic) extragradient, two oracle calls per iteration:
+        Z = W^t (X - eta g(X));  X = W^t (X - eta g(Z))
+    Reference: Korpelevich 1976; stochastic form: Juditsky, Nemirovski, Tauvel 2011.
+    """
+
+    key: ClassVar[str] = "deg"
+    alg_id: ClassVar[int] = K.ALG_DEG
+    oracle_calls_per_iteration: ClassVar[int] = 2
+
+
+@dataclass(frozen=True)
+class DPOAdam(_Gossiping):
+    """Decentralized parallel optimistic Adam (the adaptive variant used for GAN training):
+        g_i = g_i(x_i);  m_i = b1 m_i + (1 - b1) g_i;  v_i = b2 v_i + (1 - b2) g_i^2;
+        D_i^k = mhat_i / (sqrt(vhat_i) + eps);  x_i = sum_j (W^t)_ij (x_j - 2 eta D_j^k + eta D_j^{k-1})
+    with bias-corrected moments. The moment buffers (m, v) stay local: they are not gossiped, only
+    the parameters are. Reference: Liu et al., NeurIPS 2020 (DPOAdam); Daskalakis et al., ICLR 2018
+    (optimistic Adam).
+    """
+
+    beta1: float = 0.5
+    beta2: float = 0.9
+    epsilon: float = 1e-8
+
+    key: ClassVar[str] = "dpoadam"
+    alg_id: ClassVar[int] = K.ALG_DPOADAM
+
+    def __post_init__(self):
+        super().__post_init__()
+        _validate_adam(self)
+
+    def adam(self):
+        return self.beta1, self.beta2, self.epsilon
+
+
+@dataclass(frozen=True)
+class CPOAdam(Algorithm):
+    """Centralized parallel optimistic Adam: the M gradients are averaged exactly, then one shared
+    optimistic Adam step (as DPOAdam, with W = J applied to the gradients instead of the
+    parameters). Reference: Liu et al., NeurIPS 2020."""
+
+    beta1: float = 0.5
+    beta2: float = 0.9
+    epsilon: float = 1e-8
+
+    key: ClassVar[str] = "cpoadam"
+    alg_id: ClassVar[int] = K.ALG_CPOADAM
+    decentralized: ClassVar[bool] = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        _validate_adam(self)
+
+    def adam(self):
+        return self.beta1, self.beta2, self.epsilon
+
+
+def _validate_adam(a):
+    _check_unit(a.key, "beta1", a.beta1)
+    _check_unit(a.key, "beta2", a.beta2)
+    if not isinstance(a.epsilon, (int, float)) or not a.epsilon > 0:
+        raise AlgorithmError(f"{a.key}: epsilon must be > 0, got {a.epsilon!r}")
+
+
+ALGORITHMS: dict[str, type[Algorithm]] = {
+    cls.key: cls for cls in (DPOSG, CPOSG, OSG, DSGDA, DEG, DPOAdam, CPOAdam)
+}
+
+
+def algorithm(name: str, **params) -> Algorithm:
+    """Build an algorithm spec from its key (``dposg``, ``dposg_single``, ``cposg``, ...)."""
+    if name == "dposg_single":
+        params.setdefault("variant", "single_exchange")
+        name = "dposg"
+    if name not in ALGORITHMS:
+        raise AlgorithmError(f"unknown algorithm {name!r}; algorithms: "
+                             f"{sorted([*ALGORITHMS, 'dposg_single'])}")
+    cls = ALGORITHMS[name]
+    allowed = [f.name for f in fields(cls)]
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise AlgorithmError(f"{name}: unknown parameter(s) {unknown}; allowed: {allowed}")
+    if "eta" in params and isinstance(params["eta"], list):
+        params["eta"] = tuple(params["eta"])
+    return cls(**params)
+
+
+__all__ = ["Algorithm", "DPOSG", "CPOSG", "OSG", "DSGDA", "DEG", "DPOAdam", "CPOAdam",
+           "ALGORITHMS", "algorithm"]

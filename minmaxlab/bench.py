@@ -1,0 +1,156 @@
+"""``minmaxlab bench``: the numba engine against a plain-numpy reference, timed in the same run.
+
+The reference is what a researcher would write: iterates stacked as an (M, d) array, the operator
+vectorized over workers, W^t as a dense M x M matrix power applied by a matrix product, and the same
+metrics (stationarity at the local points and at the average, every iteration). Both run DPOSG
+(default form) on the Minty bowl with the exact oracle, from the same start, after a warm-up; the
+benchmark also checks that both give the same final iterates.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+WORKLOADS = {
+    # name: (dim, workers, topology, rounds, engine iterations, reference iterations, goal)
+    "W1": (2, 16, "ring", 1, 100_000, 20_000, 20.0),
+    "W2": (100, 64, "ring", 3, 5_000, 1_000, 2.0),
+    "W3": (20, 4096, "torus", 3, 200, 4, 20.0),
+}
+QUICK = {"W1": (2_000, 500), "W2": (200, 50), "W3": (20, 2)}
+ETA = 0.05
+
+
+@dataclass
+class BenchRow:
+    name: str
+    description: str
+    engine_s_per_iter: float
+    reference_s_per_iter: float
+    ratio: float
+    goal: float
+    updates_per_s: float
+    peak_mib: float | None
+    max_abs_diff: float
+
+
+def _gprime(s):
+    t = 1.0 + s * s
+    return 2.0 * s / (t * t)
+
+
+def reference_dposg(prob, W, rounds, iterations, z0, eta=ETA):
+    """Plain numpy DPOSG on the Minty bowl (rational g, one shared coupling matrix)."""
+    A = prob.matrix
+    p = prob.dim_u
+    alpha = prob.params["alpha"]
+    M = prob.workers
+    Wt = np.linalg.matrix_power(W, rounds)
+
+    def F_rows(Z):
+        out = alpha * _gprime(Z)
+        out[:, :p] += Z[:, p:] @ A.T
+        out[:, p:] -= Z[:, :p] @ A
+        return out
+
+    X = np.tile(z0, (M, 1))
+    G = F_rows(X)
+    hist = np.empty((iterations, 2))
+    for k in range(iterations):
+        Z = Wt @ (X - eta * G)
+        G = F_rows(Z)
+        X = Wt @ (X - eta * G)
+        Fl = F_rows(Z).mean(axis=0)
+        Fa = F_rows(Z.mean(axis=0, keepdims=True))[0]
+        hist[k] = Fl @ Fl, Fa @ Fa
+    return X, Z, hist
+
+
+def _setup(name):
+    import minmaxlab as mml
+
+    dim, M, topo_name, rounds, *_ = WORKLOADS[name]
+    prob = mml.problem("minty_bowl", workers=M, dim=dim, seed=0)
+    topo = mml.topology(topo_name, M)
+    return prob, topo, mml.DPOSG(eta=ETA, rounds=rounds)
+
+
+def _engine_time(name, iterations):
+    """Time the engine (after a warm-up run that compiles or loads the kernels)."""
+    import minmaxlab as mml
+    from minmaxlab.simulate import default_start
+
+    prob, topo, alg = _setup(name)
+    mml.run(prob, topo, alg, iterations=2)
+    t0 = time.perf_counter()
+    mml.run(prob, topo, alg, iterations=iterations, record=20)
+    secs = time.perf_counter() - t0
+    return secs / max(iterations, 1), prob, topo, default_start(prob)
+
+
+def _engine_subprocess(name, iterations):
+    """Run the engine alone in a fresh process; report its time and peak resident memory."""
+    code = (
+        "import json, resource, sys; from minmaxlab.bench import _engine_time; "
+        f"s = _engine_time({name!r}, {iterations})[0]; "
+        "print(json.dumps({'s': s, 'rss': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=3600)
+    if res.returncode != 0:
+        raise RuntimeError(f"engine benchmark {name} failed: {res.stderr.strip()[-500:]}")
+    data = json.loads(res.stdout.strip().splitlines()[-1])
+    return data["s"], data["rss"] / 1024.0
+
+
+def bench(names=("W1", "W2", "W3"), quick: bool = False, progress=print) -> list[BenchRow]:
+    import minmaxlab as mml
+
+    rows = []
+    for name in names:
+        dim, M, topo_name, rounds, it_eng, it_ref, goal = WORKLOADS[name]
+        if quick:
+            it_eng, it_ref = QUICK[name]
+        desc = f"minty_bowl dim {dim}, {M} workers, {topo_name}, t = {rounds}"
+        progress(f"{name}: {desc}: engine {it_eng} iterations ...")
+        if name == "W3":
+            eng, peak = _engine_subprocess(name, it_eng)
+            prob, topo, alg = _setup(name)
+            from minmaxlab.simulate import default_start
+
+            z0 = default_start(prob)
+        else:
+            eng, prob, topo, z0 = _engine_time(name, it_eng)
+            peak = None
+            alg = mml.DPOSG(eta=ETA, rounds=rounds)
+        progress(f"{name}: numpy reference {it_ref} iterations ...")
+        W = topo.W
+        reference_dposg(prob, W, rounds, 1, z0)  # warm-up
+        t0 = time.perf_counter()
+        Xr, Zr, _ = reference_dposg(prob, W, rounds, it_ref, z0)
+        ref = (time.perf_counter() - t0) / it_ref
+        same = mml.run(prob, topo, alg, iterations=it_ref, z0=z0, record=2)
+        diff = float(np.max(np.abs(same.final_x - Xr)))
+        rows.append(BenchRow(name, desc, eng, ref, ref / eng, goal, M * dim / eng, peak, diff))
+    return rows
+
+
+def format_rows(rows: list[BenchRow]) -> str:
+    head = (f"{'':<4}{'workload':<46}{'engine s/it':>13}{'numpy s/it':>13}{'ratio':>9}{'goal':>7}"
+            f"{'updates/s':>12}{'peak MiB':>10}{'max|dx|':>10}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        peak = "" if r.peak_mib is None else f"{r.peak_mib:.0f}"
+        verdict = "met" if r.ratio >= r.goal else "MISSED"
+        lines.append(f"{r.name:<4}{r.description:<46}{r.engine_s_per_iter:>13.3e}"
+                     f"{r.reference_s_per_iter:>13.3e}{r.ratio:>8.1f}x{r.goal:>6.0f}x"
+                     f"{r.updates_per_s:>12.3e}{peak:>10}{r.max_abs_diff:>10.1e}  {verdict}")
+    lines.append("ratio = numpy seconds per iteration / engine seconds per iteration (same run); "
+                 "updates/s = worker-coordinate updates per second of the engine; max|dx| = "
+                 "largest difference of the final iterates between engine and reference.")
+    return "\n".join(lines)

@@ -1,0 +1,233 @@
+"""One run on the simulated network: validate, seed, call the kernel once, return a Trace.
+
+    trace = mml.run(prob, topo, mml.DPOSG(eta=0.05, rounds=3), iterations=10_000, seed=1)
+    trace.to_frame()                  # one row per recorded iteration
+    trace.final_z, trace.final_x      # (workers, dim) local copies at the end
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from minmaxlab.algorithms import OSG, Algorithm
+from minmaxlab.algorithms import _kernels as K
+from minmaxlab.constraints import encode_pair
+from minmaxlab.errors import AlgorithmError, MinmaxlabError
+from minmaxlab.meta import provenance
+from minmaxlab.problems.base import Problem
+
+_USER_KERNELS: dict[int, object] = {}
+_NOISE_IDS = {"none": K.NOISE_NONE, "gaussian": K.NOISE_GAUSSIAN, "finite_sum": K.NOISE_FINITE_SUM}
+DEFAULT_RECORDS = 60
+
+
+def worker_streams(seed: int, workers: int, offset: int = 0) -> np.ndarray:
+    """Initial SplitMix64 states, one per worker, from a hash of (seed, worker index).
+
+    Independent of how workers are grouped into processes: worker i's stream depends on (seed, i)
+    only."""
+    out = np.empty(workers, dtype=np.uint64)
+    for i in range(workers):
+        h = hashlib.blake2b(f"minmaxlab:{int(seed)}:{offset + i}".encode(), digest_size=8)
+        out[i] = np.frombuffer(h.digest(), dtype=np.uint64)[0]
+    return out
+
+
+def record_points(iterations: int, record=None) -> np.ndarray:
+    """Iterations at which metrics are recorded: log-spaced (default, about 60 points, always
+    including 0 and the last), every iteration (``"all"``), ``n`` log-spaced points, or a list."""
+    if record is None:
+        record = DEFAULT_RECORDS
+    if isinstance(record, str):
+        if record != "all":
+            raise MinmaxlabError(f"record must be 'all', a number of points or a list, got {record!r}")
+        return np.arange(iterations + 1, dtype=np.int64)
+    if isinstance(record, (int, np.integer)) and not isinstance(record, bool):
+        if record < 2:
+            raise MinmaxlabError(f"record needs at least 2 points, got {record}")
+        pts = np.unique(np.round(np.logspace(0, np.log10(max(iterations, 1)), record - 1)))
+        return np.unique(np.concatenate([[0], pts, [iterations]])).astype(np.int64)
+    pts = np.unique(np.asarray(record, dtype=np.int64))
+    if pts.size == 0 or pts[0] < 0 or pts[-1] > iterations:
+        raise MinmaxlabError(f"record points must lie in 0..{iterations}")
+    return pts
+
+
+def default_start(problem: Problem) -> np.ndarray:
+    """The default z0: a fixed point in the middle half of the problem's box (same for every seed,
+    so that seeds vary only the noise)."""
+    lo, hi = problem.box
+    u = np.random.default_rng(20200707).random(problem.dim)
+    return (lo + hi) / 2 + 0.5 * (u - 0.5) * (hi - lo)
+
+
+@dataclass
+class Trace:
+    """The result of one run: recorded metrics, final local copies, status and provenance."""
+
+    columns: dict[str, np.ndarray]
+    final_x: np.ndarray
+    final_z: np.ndarray
+    status: str
+    iterations_done: int
+    diverged_at: int | None
+    label: str
+    spec: dict = field(default_factory=dict)
+    elapsed: float = 0.0
+
+    def to_frame(self):
+        import pandas as pd
+
+        df = pd.DataFrame(self.columns)
+        df["iteration"] = df["iteration"].astype(np.int64)
+        df["status"] = "ok"
+        if self.status == "diverged":
+            df.loc[df.index[-1], "status"] = "diverged"
+        return df
+
+    def __repr__(self):
+        return (f"Trace({self.label}, status={self.status!r}, iterations={self.iterations_done}, "
+                f"rows={len(self.columns['iteration'])})")
+
+
+def _topology_arrays(topology, workers):
+    seq = topology.sequence if hasattr(topology, "sequence") else [topology]
+    mats = [t.neighbors for t in seq]
+    for t in seq:
+        if t.workers != workers:
+            raise MinmaxlabError(f"the topology has {t.workers} workers but the problem has {workers}")
+    nnz = max(m[1].shape[0] for m in mats)
+    T = len(mats)
+    indptr = np.zeros((T, workers + 1), dtype=np.int64)
+    indices = np.zeros((T, nnz), dtype=np.int64)
+    weights = np.zeros((T, nnz), dtype=np.float64)
+    for k, (ip, ix, w) in enumerate(mats):
+        indptr[k] = ip
+        indices[k, : ix.shape[0]] = ix
+        weights[k, : w.shape[0]] = w
+    avg_degree = float(np.mean([(m[1].shape[0] - workers) / workers for m in mats]))
+    rho = float(seq[0].rho) if T == 1 else None
+    return indptr, indices, weights, avg_degree, rho
+
+
+def run(problem: Problem, topology, algorithm: Algorithm, iterations: int, seed: int = 0,
+        z0=None, record=None, every_iteration: bool = True, blowup: float = 1e10) -> Trace:
+    """Simulate ``algorithm`` on ``problem`` over ``topology`` for ``iterations`` iterations.
+
+    ``record``: when to record metrics (see :func:`record_points`). ``every_iteration``: evaluate the
+    stationarity measures at every iteration so that their running averages and minima are exact
+    (otherwise they run over the recorded iterations only). A run whose iterates become non-finite or
+    exceed ``blowup`` in absolute value stops with status "diverged"; its last row (status
+    "diverged") holds NaN metrics at that iteration.
+    """
+    if not isinstance(problem, Problem):
+        raise MinmaxlabError(f"run: problem must be a minmaxlab Problem, got {type(problem).__name__}")
+    if not isinstance(algorithm, Algorithm):
+        raise AlgorithmError(f"run: algorithm must be an algorithm spec (e.g. mml.DPOSG(eta=0.05)), "
+                             f"got {algorithm!r}")
+    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 0:
+        raise MinmaxlabError(f"run: iterations must be an integer >= 0, got {iterations!r}")
+    iterations = int(iterations)
+    M, d = problem.workers, problem.dim
+    if isinstance(algorithm, OSG) and M != 1:
+        raise AlgorithmError(f"osg runs one worker but the problem has {M}; use CPOSG for M workers")
+    indptr, indices, weights, avg_degree, rho = _topology_arrays(topology, M)
+    if rho is None and getattr(algorithm, "schedule", None) == "eps":
+        raise AlgorithmError("schedule 'eps' needs a fixed topology (it uses the rho of one W); "
+                             "give the rounds of a time-varying sequence explicitly")
+    rounds = algorithm.rounds_schedule(iterations, 0.0 if rho is None else rho)
+
+    if z0 is None:
+        z0 = default_start(problem)
+    z0 = np.asarray(z0, dtype=np.float64)
+    if z0.shape == (d,):
+        X = np.tile(z0, (M, 1))
+    elif z0.shape == (M, d):
+        X = z0.copy()
+    else:
+        raise MinmaxlabError(f"run: z0 must have shape ({d},) or ({M}, {d}), got {z0.shape}")
+    if not np.all(np.isfinite(X)):
+        raise MinmaxlabError("run: z0 must be finite")
+    X = np.ascontiguousarray(X)
+    Z = X.copy()
+    G = np.zeros((M, d))
+    Mom = np.zeros((M, d))
+    Vel = np.zeros((M, d))
+    Dprev = np.zeros((M, d))
+    state = worker_streams(seed, M)
+
+    noise = problem.noise
+    noise_kind = _NOISE_IDS[noise.kind]
+    noise_scale = noise.sigma / np.sqrt(d * noise.batch) if noise.kind == "gaussian" else 0.0
+    shifts = noise.shifts if noise.kind == "finite_sum" else np.zeros((1, 1, 1))
+    proj_kind, proj_a, proj_b = encode_pair(problem.constraints)
+    b1, b2, aeps = algorithm.adam()
+    eta = algorithm.eta_vector(d, problem.dim_u)
+    rec = record_points(iterations, record)
+    out = np.full((rec.shape[0] + 1, K.NCOL), np.nan)
+    sol = problem.solution if problem.solution is not None else np.zeros(d)
+
+    if problem.user_operator is not None:
+        key = id(problem.user_operator)
+        if key not in _USER_KERNELS:
+            _USER_KERNELS[key] = K.user_kernels(problem.user_operator)
+        simulate = _USER_KERNELS[key]._simulate
+        mean_loop = True
+    else:
+        simulate = K._simulate
+        mean_loop = False
+    fid, P, A, S = problem.kernel_data
+    start = time.perf_counter()
+    status, k_last, rows = simulate(
+        algorithm.alg_id, fid, P, A, S, problem._A_mean, problem._S_mean, mean_loop,
+        noise_kind, noise_scale, noise.batch, np.ascontiguousarray(shifts),
+        indptr, indices, weights, avg_degree, rounds,
+        eta, b1, b2, aeps,
+        np.asarray(proj_kind, dtype=np.int64), np.asarray(proj_a, dtype=np.float64),
+        np.asarray(proj_b, dtype=np.float64), problem.dim_u,
+        X, Z, G, Mom, Vel, Dprev, state,
+        np.ascontiguousarray(sol, dtype=np.float64), problem.solution is not None, rec, out,
+        float(blowup), bool(every_iteration),
+    )
+    elapsed = time.perf_counter() - start
+    diverged = status == K.STATUS_DIVERGED
+    if diverged:
+        out[rows, :] = np.nan
+        out[rows, 0] = k_last
+        rows += 1
+    cols = {name: out[:rows, j].copy() for j, name in enumerate(K.COLUMNS)}
+    if problem.solution is None:
+        del cols["dist_to_solution"]
+    spec = {
+        "problem": problem.spec(),
+        "topology": _topology_spec(topology),
+        "algorithm": algorithm.spec(),
+        "label": algorithm.label,
+        "iterations": iterations,
+        "seed": int(seed),
+        "every_iteration": bool(every_iteration),
+        **provenance(),
+    }
+    return Trace(
+        columns=cols,
+        final_x=X,
+        final_z=Z,
+        status="diverged" if diverged else "ok",
+        iterations_done=int(k_last),
+        diverged_at=int(k_last) if diverged else None,
+        label=algorithm.label,
+        spec=spec,
+        elapsed=elapsed,
+    )
+
+
+def _topology_spec(topology) -> dict:
+    if hasattr(topology, "summary"):
+        s = topology.summary()
+        return {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in s.items()}
+    return {"name": getattr(topology, "name", type(topology).__name__),
+            "workers": getattr(topology, "workers", None)}

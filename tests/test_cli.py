@@ -1,0 +1,49 @@
+"""The command line: output of the commands and clear errors (exit code 2, no traceback)."""
+
+import subprocess
+import sys
+
+from minmaxlab.cli import main
+
+
+def test_problems_lists_instances_with_constants(capsys):
+    assert main(["problems"]) == 0
+    out = capsys.readouterr().out
+    lines = [ln for ln in out.splitlines()[2:] if ln.strip()]
+    assert len(lines) >= 12
+    assert "forsaken" in out and "minty_bowl" in out and "holds" in out
+
+
+def test_problems_certify(capsys):
+    assert main(["problems", "--certify", "--pairs", "300"]) == 0
+    out = capsys.readouterr().out
+    assert "tightness" in out and "r_sampled" in out
+
+
+def test_topology_prints_rho_and_gap(capsys):
+    assert main(["topology", "torus", "--workers", "64"]) == 0
+    out = capsys.readouterr().out.lower()
+    assert "rho" in out and "gap" in out
+
+
+def test_info(capsys):
+    assert main(["info", "--workers", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "numba" in out and "ring" in out and "forsaken" in out
+
+
+def test_errors_are_clear(capsys):
+    assert main(["topology", "moebius", "--workers", "8"]) == 2
+    err = capsys.readouterr().err
+    assert "error" in err and "moebius" in err and "Traceback" not in err
+    assert main(["topology", "ring", "--workers", "0"]) == 2
+    assert "workers" in capsys.readouterr().err
+    assert main(["topology", "ring", "--workers", "8", "--param", "oops"]) == 2
+    assert "key=value" in capsys.readouterr().err
+
+
+def test_module_entry_point_runs():
+    res = subprocess.run([sys.executable, "-m", "minmaxlab.cli", "topology", "ring", "-M", "5"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "rho" in res.stdout.lower()

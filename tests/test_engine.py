@@ -1,0 +1,433 @@
+"""The simulation engine against tiny pure-numpy references, reductions and properties."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minmaxlab as mml
+from minmaxlab.algorithms import _kernels as K
+from minmaxlab.errors import AlgorithmError, MinmaxlabError
+from minmaxlab.testing import connected_graphs, problems
+
+SMALL = ["bilinear", "quadratic", "minty_bowl", "weak_mvi_quadratic", "forsaken", "polar",
+         "dirac_gan", "covariance_wgan", "global_forsaken"]
+
+
+def _Fi(prob, Z):
+    return np.array([prob.F_i(i, Z[i]) for i in range(prob.workers)])
+
+
+def _Wt(W, t):
+    return np.linalg.matrix_power(W, t)
+
+
+def reference(alg, prob, W, z0, iterations, eta, t=1, betas=(0.5, 0.9, 1e-8)):
+    """Pure-numpy implementation of every algorithm, written from ALGORITHM.md."""
+    M = prob.workers
+    X = np.tile(z0, (M, 1)).astype(float)
+    Z = X.copy()
+    Wt = _Wt(W, t)
+    J = np.full((M, M), 1.0 / M)
+    key = alg.key if not (alg.key == "dposg" and alg.variant != "default") else "single"
+    G = _Fi(prob, Z)
+    if key == "cposg" or key == "osg":
+        G = J @ G
+    m = np.zeros_like(X)
+    v = np.zeros_like(X)
+    Dp = np.zeros_like(X)
+    b1, b2, eps = betas
+    for k in range(1, iterations + 1):
+        if key == "dposg":
+            Z = Wt @ (X - eta * G)
+            G = _Fi(prob, Z)
+            X = Wt @ (X - eta * G)
+        elif key == "single":
+            B = Wt @ X
+            Z = B - eta * G
+            G = _Fi(prob, Z)
+            X = B - eta * G
+        elif key in ("cposg", "osg"):
+            Z = X - eta * G
+            G = J @ _Fi(prob, Z)
+            X = X - eta * G
+        elif key == "dsgda":
+            X = Wt @ (X - eta * _Fi(prob, X))
+            Z = X
+        elif key == "deg":
+            Z = Wt @ (X - eta * _Fi(prob, X))
+            X = Wt @ (X - eta * _Fi(prob, Z))
+        elif key in ("dpoadam", "cpoadam"):
+            g = _Fi(prob, X)
+            if key == "cpoadam":
+                g = J @ g
+            m = b1 * m + (1 - b1) * g
+            v = b2 * v + (1 - b2) * g * g
+            D = (m / (1 - b1**k)) / (np.sqrt(v / (1 - b2**k)) + eps)
+            X = X - 2 * eta * D + eta * Dp
+            Dp = D
+            if key == "dpoadam":
+                X = Wt @ X
+            Z = X
+    return X, Z
+
+
+ALGS = [
+    lambda t: mml.DPOSG(eta=0.07, rounds=t),
+    lambda t: mml.DPOSG(eta=0.07, rounds=t, variant="single_exchange"),
+    lambda t: mml.CPOSG(eta=0.07),
+    lambda t: mml.DSGDA(eta=0.07, rounds=t),
+    lambda t: mml.DEG(eta=0.07, rounds=t),
+    lambda t: mml.DPOAdam(eta=0.02, rounds=t),
+    lambda t: mml.CPOAdam(eta=0.02),
+]
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), which=st.integers(0, len(ALGS) - 1), t=st.integers(0, 3))
+def test_first_iterations_match_numpy_reference(data, which, t):
+    prob = data.draw(problems(families=SMALL, min_workers=1, max_workers=6))
+    G = data.draw(connected_graphs(prob.workers, prob.workers))
+    topo = mml.Topology.from_graph(G, rule=data.draw(st.sampled_from(["metropolis", "maxdegree"])))
+    alg = ALGS[which](t)
+    lo, hi = prob.box
+    z0 = lo + (hi - lo) * np.asarray(data.draw(st.lists(st.floats(0.3, 0.7), min_size=prob.dim,
+                                                        max_size=prob.dim)))
+    tr = mml.run(prob, topo, alg, iterations=2, z0=z0, record="all")
+    eta = alg.eta
+    X, Z = reference(alg, prob, topo.W, z0, 2, eta, t=getattr(alg, "rounds", 1))
+    assert np.allclose(tr.final_x, X, rtol=1e-10, atol=1e-12)
+    assert np.allclose(tr.final_z, Z, rtol=1e-10, atol=1e-12)
+
+
+def test_osg_reference_and_metrics_columns():
+    prob = mml.problem("forsaken", workers=1)
+    tr = mml.run(prob, mml.topology("complete", 1), mml.OSG(eta=0.02), iterations=3, record="all")
+    X, Z = reference(mml.OSG(eta=0.02), prob, np.eye(1), tr.spec and _z0(prob), 3, 0.02)
+    assert np.allclose(tr.final_x, X, atol=1e-14) and np.allclose(tr.final_z, Z, atol=1e-14)
+    df = tr.to_frame()
+    assert list(df.iteration) == [0, 1, 2, 3]
+    Fz = prob.F(tr.final_z[0])
+    assert df.stationarity_local.iloc[-1] == pytest.approx(Fz @ Fz, rel=1e-12)
+    assert df.oracle_calls.iloc[-1] == 4  # one at z0, one per iteration
+    assert (df.status == "ok").all()
+
+
+def _z0(prob):
+    from minmaxlab.simulate import default_start
+
+    return default_start(prob)
+
+
+def test_metrics_against_direct_computation():
+    prob = mml.problem("minty_bowl_hetero", workers=6)
+    topo = mml.topology("ring", 6)
+    tr = mml.run(prob, topo, mml.DPOSG(eta=0.05, rounds=2), iterations=50, record=[0, 10, 50])
+    df = tr.to_frame()
+    Z, X = tr.final_z, tr.final_x
+    Fl = np.mean([prob.F(z) for z in Z], axis=0)
+    zbar = Z.mean(axis=0)
+    last = df.iloc[-1]
+    assert last.stationarity_local == pytest.approx(Fl @ Fl, rel=1e-10)
+    assert last.stationarity_avg == pytest.approx(prob.F(zbar) @ prob.F(zbar), rel=1e-10)
+    assert last.consensus_z == pytest.approx(np.mean(np.sum((Z - zbar) ** 2, axis=1)), rel=1e-10)
+    assert last.consensus_x == pytest.approx(
+        np.mean(np.sum((X - X.mean(0)) ** 2, axis=1)), rel=1e-10)
+    assert last.dist_to_solution == pytest.approx(zbar @ zbar, rel=1e-10)
+    assert last.gossip_rounds == 2 * 2 * 50
+    assert last.floats_sent_per_worker == pytest.approx(50 * 2 * 2 * 20 * 2)  # 2 neighbours
+    # running average over every iteration 1..K equals the mean of the per-iteration values
+    full = mml.run(prob, topo, mml.DPOSG(eta=0.05, rounds=2), iterations=50, record="all").to_frame()
+    assert last.avg_stationarity_local == pytest.approx(full.stationarity_local[1:].mean(), rel=1e-10)
+    assert last.min_stationarity_avg == pytest.approx(full.stationarity_avg[1:].min(), rel=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_C1_mean_dynamics_follow_osg(data):
+    """Network averages: zbar^k = xbar^{k-1} - eta mean_i g_i(z_i^{k-1}),
+    xbar^k = xbar^{k-1} - eta mean_i g_i(z_i^k), for any doubly stochastic W."""
+    prob = data.draw(problems(families=["minty_bowl", "bilinear", "polar"], min_workers=2,
+                              max_workers=6))
+    G = data.draw(connected_graphs(prob.workers, prob.workers))
+    topo = mml.Topology.from_graph(G, rule="metropolis")
+    t = data.draw(st.integers(1, 3))
+    eta = 0.03
+    alg = mml.DPOSG(eta=eta, rounds=t)
+    xs, zs = [], []
+    for k in range(0, 6):
+        tr = mml.run(prob, topo, alg, iterations=k)
+        xs.append(tr.final_x)
+        zs.append(tr.final_z)
+    for k in range(1, 6):
+        gprev = _Fi(prob, zs[k - 1]).mean(axis=0)
+        gnew = _Fi(prob, zs[k]).mean(axis=0)
+        xbar_prev = xs[k - 1].mean(axis=0)
+        assert np.allclose(zs[k].mean(axis=0), xbar_prev - eta * gprev, rtol=0, atol=1e-12)
+        assert np.allclose(xs[k].mean(axis=0), xbar_prev - eta * gnew, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("noise", [None, 0.3])
+def test_C7_limits_identical_trajectories(noise):
+    prob = mml.problem("minty_bowl_hetero", workers=8, dim=6)
+    if noise:
+        prob = prob.with_noise(sigma=noise, batch=2)
+    J = mml.Topology.from_matrix(np.full((8, 8), 1 / 8))
+    d = mml.run(prob, J, mml.DPOSG(eta=0.05, rounds=1), iterations=1000, seed=3, record="all")
+    c = mml.run(prob, J, mml.CPOSG(eta=0.05), iterations=1000, seed=3, record="all")
+    assert np.max(np.abs(d.final_z - c.final_z)) < 1e-12
+    dz = np.abs(d.to_frame().stationarity_local - c.to_frame().stationarity_local)
+    assert dz.max() < 1e-12
+    one = mml.problem("minty_bowl", workers=1, dim=6)
+    if noise:
+        one = one.with_noise(sigma=noise, batch=2)
+    ring1 = mml.topology("ring", 1)
+    d1 = mml.run(one, ring1, mml.DPOSG(eta=0.05, rounds=2), iterations=1000, seed=4)
+    o1 = mml.run(one, ring1, mml.OSG(eta=0.05), iterations=1000, seed=4)
+    assert np.max(np.abs(d1.final_z - o1.final_z)) < 1e-12
+    assert np.max(np.abs(d1.final_x - o1.final_x)) < 1e-12
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), t=st.integers(1, 6), d=st.integers(1, 4))
+def test_C2_every_gossip_contracts_by_rho_t(data, t, d):
+    G = data.draw(connected_graphs(2, 9))
+    topo = mml.Topology.from_graph(G, rule=data.draw(st.sampled_from(["metropolis", "maxdegree"])))
+    M = topo.workers
+    Y = np.asarray(data.draw(st.lists(st.floats(-100, 100), min_size=M * d, max_size=M * d)))
+    Y = Y.reshape(M, d)
+    ip, ix, w = topo.neighbors
+    Yt = Y.copy()
+    K._gossip(Yt, np.empty_like(Y), t, 0, ip[None, :], ix[None, :], w[None, :])
+    assert np.allclose(Yt, _Wt(topo.W, t) @ Y, atol=1e-9)
+    before = np.linalg.norm(Y - Y.mean(axis=0))
+    after = np.linalg.norm(Yt - Yt.mean(axis=0))
+    assert after <= topo.rho**t * before * (1 + 1e-9) + 1e-9
+
+
+def test_determinism_and_seeds():
+    prob = mml.problem("minty_bowl", workers=4, dim=4).with_noise(sigma=0.5, batch=1)
+    topo = mml.topology("ring", 4)
+    a = mml.run(prob, topo, mml.DPOSG(eta=0.05), iterations=300, seed=11)
+    b = mml.run(prob, topo, mml.DPOSG(eta=0.05), iterations=300, seed=11)
+    c = mml.run(prob, topo, mml.DPOSG(eta=0.05), iterations=300, seed=12)
+    assert np.array_equal(a.final_z, b.final_z) and a.to_frame().equals(b.to_frame())
+    assert not np.array_equal(a.final_z, c.final_z)
+    fs = mml.problem("minty_bowl", workers=4, dim=4).with_noise(sigma=0.5, kind="finite_sum",
+                                                                 samples=10)
+    e = mml.run(fs, topo, mml.DPOSG(eta=0.05), iterations=100, seed=1)
+    f = mml.run(fs, topo, mml.DPOSG(eta=0.05), iterations=100, seed=1)
+    assert np.array_equal(e.final_x, f.final_x)
+
+
+def test_worker_streams_depend_on_seed_and_worker_only():
+    from minmaxlab.simulate import worker_streams
+
+    a = worker_streams(5, 8)
+    b = worker_streams(5, 4, offset=4)  # workers 4..7 held by another process
+    assert np.array_equal(a[4:], b)
+    assert len(set(a.tolist())) == 8
+
+
+def _splitmix_uniforms(state, n):
+    mask = (1 << 64) - 1
+    out = []
+    s = int(state)
+    for _ in range(n):
+        s = (s + 0x9E3779B97F4A7C15) & mask
+        z = s
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        z ^= z >> 31
+        out.append((z >> 11) / 2.0**53)
+    return out
+
+
+def test_random_stream_is_splitmix64():
+    st_ = np.array([123456789], dtype=np.uint64)
+    got = [K._uniform(st_, 0) for _ in range(5)]
+    assert got == _splitmix_uniforms(123456789, 5)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "finite_sum"])
+def test_oracle_noise_is_unbiased_with_variance_sigma2_over_m(kind):
+    prob = mml.problem("minty_bowl", workers=2, dim=6).with_noise(sigma=0.8, batch=4, kind=kind,
+                                                                  samples=None if kind == "gaussian"
+                                                                  else 30)
+    z = np.full(6, 0.3)
+    F1 = prob.F_i(1, z)
+    fid, P, A, S = prob.kernel_data
+    state = np.array([1, 99], dtype=np.uint64)
+    n = 40000
+    out = np.empty((n, 6))
+    nk = {"gaussian": K.NOISE_GAUSSIAN, "finite_sum": K.NOISE_FINITE_SUM}[kind]
+    scale = 0.8 / np.sqrt(6 * 4)
+    shifts = prob.noise.shifts if kind == "finite_sum" else np.zeros((1, 1, 1))
+    Zs = np.tile(z, (2, 1))
+    O = np.zeros((2, 6))
+    for r in range(n):
+        K._oracle_all(Zs, O, fid, P, A, S, nk, scale, 4, shifts, state)
+        out[r] = O[1]
+    err = out - F1
+    var = np.mean(np.sum(err**2, axis=1))
+    assert var == pytest.approx(0.64 / 4, rel=0.03)
+    assert np.all(np.abs(err.mean(axis=0)) < 5 * np.sqrt(0.16 / 6 / n))
+
+
+def test_projections_closed_forms():
+    work = np.empty(8)
+    y = np.array([3.0, 4.0, 1.0, -2.0])
+    K._project_segment(K.PROJ_BALL, 1.0, 0.0, 0.1, y, 0, 2, work)
+    assert np.allclose(y, [0.6, 0.8, 1.0, -2.0])
+    y = np.array([3.0, -4.0, 0.5])
+    K._project_segment(K.PROJ_BOX, -1.0, 1.0, 0.1, y, 0, 3, work)
+    assert np.allclose(y, [1.0, -1.0, 0.5])
+    y = np.array([0.3, -1.0, 0.05])
+    K._project_segment(K.PROJ_L1, 1.0, 0.0, 0.1, y, 0, 3, work)  # threshold 0.1
+    assert np.allclose(y, [0.2, -0.9, 0.0])
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        v = rng.normal(size=5) * 3
+        y = v.copy()
+        K._project_segment(K.PROJ_SIMPLEX, 2.0, 0.0, 0.1, y, 0, 5, work)
+        assert y.min() >= 0 and y.sum() == pytest.approx(2.0)
+        # optimality: projection onto {y >= 0, sum = 2}: v - y = theta on the support, v <= theta off it
+        theta = (v - y)[y > 0]
+        assert np.allclose(theta, theta[0])
+        assert np.all((v - y)[y == 0] <= theta[0] + 1e-12)
+
+
+def test_constrained_run_stays_feasible():
+    prob = mml.problem("bilinear_offset", workers=4).with_constraints(u=mml.Ball(0.5),
+                                                                      v=mml.Box(-0.2, 0.2))
+    tr = mml.run(prob, mml.topology("ring", 4), mml.DPOSG(eta=0.1), iterations=200)
+    U, V = prob.split(tr.final_x)
+    assert np.all(np.linalg.norm(U, axis=1) <= 0.5 + 1e-12)
+    assert np.all(np.abs(V) <= 0.2 + 1e-12)
+
+
+def test_user_operator_runs_like_the_library_family():
+    lib = mml.problem("bilinear", workers=3)
+    A = lib.matrix.copy()
+
+    def op(i, z, out):
+        out[0] = A[0, 0] * z[2] + A[0, 1] * z[3]
+        out[1] = A[1, 0] * z[2] + A[1, 1] * z[3]
+        out[2] = -(A[0, 0] * z[0] + A[1, 0] * z[1])
+        out[3] = -(A[0, 1] * z[0] + A[1, 1] * z[1])
+
+    user = mml.Problem.from_operator(op, dim=4, workers=3, L=lib.L, solution=np.zeros(4),
+                                     box=(-2.0, 2.0))
+    topo = mml.topology("ring", 3)
+    z0 = np.array([0.5, -0.3, 0.2, 0.9])
+    a = mml.run(lib, topo, mml.DPOSG(eta=0.1, rounds=2), iterations=300, z0=z0)
+    b = mml.run(user, topo, mml.DPOSG(eta=0.1, rounds=2), iterations=300, z0=z0)
+    assert np.allclose(a.final_z, b.final_z, atol=1e-12)
+    assert np.allclose(a.to_frame().stationarity_local, b.to_frame().stationarity_local,
+                       rtol=1e-9, atol=1e-15)
+
+
+def test_divergence_is_recorded_not_raised():
+    prob = mml.problem("bilinear", workers=4)
+    tr = mml.run(prob, mml.topology("ring", 4), mml.DSGDA(eta=3.0), iterations=100_000)
+    assert tr.status == "diverged" and 0 < tr.diverged_at < 100_000
+    df = tr.to_frame()
+    assert df.status.iloc[-1] == "diverged" and (df.status.iloc[:-1] == "ok").all()
+    assert np.isfinite(df.drop(columns="status").iloc[:-1].to_numpy()).all()
+    assert df.iteration.iloc[-1] == tr.diverged_at
+
+
+def test_negative_control_dsgda_diverges_dposg_converges_on_bilinear():
+    prob = mml.problem("bilinear", workers=8, condition=2.0)
+    topo = mml.topology("ring", 8)
+    gda = mml.run(prob, topo, mml.DSGDA(eta=0.1), iterations=20_000).to_frame()
+    og = mml.run(prob, topo, mml.DPOSG(eta=0.1), iterations=20_000).to_frame()
+    assert gda.dist_to_solution.iloc[-1] > 100 * gda.dist_to_solution.iloc[0] or \
+        gda.status.iloc[-1] == "diverged"
+    assert og.dist_to_solution.iloc[-1] < 1e-8 * og.dist_to_solution.iloc[0]
+
+
+def test_bad_algorithm_parameters():
+    for bad in (0, -0.1, float("nan"), float("inf"), "0.1", (0.1, -1), (0.1, 0.2, 0.3)):
+        with pytest.raises(AlgorithmError, match="eta"):
+            mml.DPOSG(eta=bad)
+    with pytest.raises(AlgorithmError, match="rounds"):
+        mml.DPOSG(eta=0.1, rounds=-1)
+    with pytest.raises(AlgorithmError, match="rounds"):
+        mml.DEG(eta=0.1, rounds=1.5)
+    with pytest.raises(AlgorithmError, match="unknown variant"):
+        mml.DPOSG(eta=0.1, variant="triple")
+    with pytest.raises(AlgorithmError, match="schedule"):
+        mml.DPOSG(eta=0.1, schedule="sometimes")
+    with pytest.raises(AlgorithmError, match="eps"):
+        mml.DPOSG(eta=0.1, schedule="eps")
+    with pytest.raises(AlgorithmError, match="beta1"):
+        mml.DPOAdam(eta=0.1, beta1=1.0)
+    with pytest.raises(AlgorithmError, match="unknown algorithm"):
+        mml.algorithm("sgd")
+    with pytest.raises(AlgorithmError, match="osg runs one worker"):
+        mml.run(mml.problem("forsaken", workers=2), mml.topology("ring", 2), mml.OSG(eta=0.1), 10)
+    with pytest.raises(MinmaxlabError, match="workers"):
+        mml.run(mml.problem("forsaken", workers=3), mml.topology("ring", 4), mml.DPOSG(eta=0.1), 10)
+    with pytest.raises(MinmaxlabError, match="iterations"):
+        mml.run(mml.problem("forsaken"), mml.topology("ring", 1), mml.DPOSG(eta=0.1), -5)
+    with pytest.raises(MinmaxlabError, match="z0"):
+        mml.run(mml.problem("forsaken"), mml.topology("ring", 1), mml.DPOSG(eta=0.1), 5, z0=[1.0])
+
+
+def test_rounds_schedules_and_labels():
+    topo = mml.topology("ring", 8)
+    prob = mml.problem("minty_bowl", workers=8, dim=4)
+    log = mml.run(prob, topo, mml.DPOSG(eta=0.05, rounds=1, schedule="log"), iterations=8)
+    # t_k = 1 + floor(log2 k) for k = 1..8: 1,2,2,3,3,3,3,4 -> 21 rounds, twice per iteration
+    assert log.to_frame().gossip_rounds.iloc[-1] == 2 * 21
+    eps = mml.DPOSG(eta=0.05, schedule="eps", eps=1e-3)
+    t = int(np.ceil(np.log(1e3) / np.log(1 / topo.rho)))
+    assert mml.run(prob, topo, eps, iterations=3).to_frame().gossip_rounds.iloc[-1] == 2 * 3 * t
+    assert mml.DPOSG(eta=0.05, rounds=3).label == "dposg[rounds=3,eta=0.05]"
+    assert mml.DPOSG(eta=(0.1, 0.2)).label == "dposg[rounds=1,eta=0.1/0.2]"
+
+
+def test_two_timescale_step_sizes():
+    prob = mml.problem("quadratic", workers=2)
+    topo = mml.topology("ring", 2)
+    alg = mml.DPOSG(eta=(0.05, 0.2), rounds=1)
+    z0 = np.linspace(-1, 1, prob.dim)
+    tr = mml.run(prob, topo, alg, iterations=2, z0=z0)
+    X, Z = reference_two_timescale(prob, topo.W, z0, (0.05, 0.2))
+    assert np.allclose(tr.final_x, X, atol=1e-14)
+
+
+def reference_two_timescale(prob, W, z0, etas):
+    eta = np.where(np.arange(prob.dim) < prob.dim_u, etas[0], etas[1])
+    X = np.tile(z0, (prob.workers, 1))
+    G = _Fi(prob, X)
+    for _ in range(2):
+        Z = W @ (X - eta * G)
+        G = _Fi(prob, Z)
+        X = W @ (X - eta * G)
+    return X, Z
+
+
+def test_time_varying_one_peer_exponential():
+    seq = mml.topology_module.TimeVarying(mml.topology_module.one_peer_exponential(8))
+    prob = mml.problem("minty_bowl", workers=8, dim=4)
+    tr = mml.run(prob, seq, mml.DPOSG(eta=0.05, rounds=3), iterations=2)
+    # reference: rounds cycle through the sequence W_0, W_1, W_2, W_0, ...
+    Ws = [t.W for t in seq.sequence]
+    X = np.tile(_z0(prob), (8, 1))
+    G = _Fi(prob, X)
+    r = 0
+
+    def mix(Y):
+        nonlocal r
+        for _ in range(3):
+            Y = Ws[r % len(Ws)] @ Y
+            r += 1
+        return Y
+
+    for _ in range(2):
+        Z = mix(X - 0.05 * G)
+        G = _Fi(prob, Z)
+        X = mix(X - 0.05 * G)
+    assert np.allclose(tr.final_x, X, atol=1e-13)
