@@ -74,18 +74,73 @@ def _uniform(state, i):
     return np.float64(_mix64(state[i]) >> _S11) * (1.0 / 9007199254740992.0)
 
 
+def _ziggurat_tables():
+    """Marsaglia-Tsang (2000) ziggurat tables for the standard normal, 128 layers."""
+    m1 = 2147483648.0
+    dn = 3.442619855899
+    tn = dn
+    vn = 9.91256303526217e-3
+    kn = np.zeros(128, dtype=np.int64)
+    wn = np.zeros(128)
+    fn = np.zeros(128)
+    q = vn / np.exp(-0.5 * dn * dn)
+    kn[0] = int((dn / q) * m1)
+    kn[1] = 0
+    wn[0] = q / m1
+    wn[127] = dn / m1
+    fn[0] = 1.0
+    fn[127] = np.exp(-0.5 * dn * dn)
+    for i in range(126, 0, -1):
+        dn = np.sqrt(-2.0 * np.log(vn / dn + np.exp(-0.5 * dn * dn)))
+        kn[i + 1] = int((dn / tn) * m1)
+        tn = dn
+        fn[i] = np.exp(-0.5 * dn * dn)
+        wn[i] = dn / m1
+    return kn, wn, fn
+
+
+_ZKN, _ZWN, _ZFN = _ziggurat_tables()
+_ZR = 3.442619855899
+_MASK7 = np.uint64(127)
+_S32 = np.uint64(32)
+
+
+@njit(cache=True)
+def _hz(state, i):
+    """(layer, signed 32-bit value) from independent bits of one 64-bit draw."""
+    state[i] += _GOLDEN
+    u = _mix64(state[i])
+    iz = np.int64(u & _MASK7)
+    hz = np.int64(u >> _S32) - 2147483648  # uniform on [-2^31, 2^31)
+    return iz, hz
+
+
+@njit(cache=True)
+def _normal(state, i):
+    """A standard normal from worker i's stream (ziggurat; about one 64-bit draw per sample)."""
+    iz, hz = _hz(state, i)
+    if abs(hz) < _ZKN[iz]:
+        return hz * _ZWN[iz]
+    while True:
+        if iz == 0:  # the tail beyond r
+            while True:
+                x = -np.log(1.0 - _uniform(state, i)) / _ZR
+                y = -np.log(1.0 - _uniform(state, i))
+                if y + y >= x * x:
+                    break
+            return _ZR + x if hz > 0 else -_ZR - x
+        x = hz * _ZWN[iz]
+        if _ZFN[iz] + _uniform(state, i) * (_ZFN[iz - 1] - _ZFN[iz]) < np.exp(-0.5 * x * x):
+            return x
+        iz, hz = _hz(state, i)
+        if abs(hz) < _ZKN[iz]:
+            return hz * _ZWN[iz]
+
+
 @njit(cache=True)
 def _add_gaussian(state, i, O, orow, scale):
-    d = O.shape[1]
-    j = 0
-    while j < d:
-        u1 = 1.0 - _uniform(state, i)  # (0, 1]
-        u2 = _uniform(state, i)
-        r = np.sqrt(-2.0 * np.log(u1))
-        O[orow, j] += scale * r * np.cos(2.0 * np.pi * u2)
-        if j + 1 < d:
-            O[orow, j + 1] += scale * r * np.sin(2.0 * np.pi * u2)
-        j += 2
+    for j in range(O.shape[1]):
+        O[orow, j] += scale * _normal(state, i)
 
 
 # ---------------------------------------------------------------- oracle
@@ -189,35 +244,45 @@ def _project_rows(Y, proj_kind, proj_a, proj_b, eta, dim_u, work):
 
 # ---------------------------------------------------------------- gossip
 @njit(cache=True)
+def _gossip_round(Y, out, m, indptr, indices, weights):
+    M, d = Y.shape
+    if d >= 8:  # long rows: contiguous axpy over coordinates (vectorized)
+        for i in range(M):
+            k0 = indptr[m, i]
+            w = weights[m, k0]
+            j = indices[m, k0]
+            for c in range(d):
+                out[i, c] = w * Y[j, c]
+            for k in range(k0 + 1, indptr[m, i + 1]):
+                w = weights[m, k]
+                j = indices[m, k]
+                for c in range(d):
+                    out[i, c] += w * Y[j, c]
+    else:  # short rows: scalar sums over neighbours (the same additions in the same order)
+        for i in range(M):
+            k0 = indptr[m, i]
+            k1 = indptr[m, i + 1]
+            for c in range(d):
+                acc = weights[m, k0] * Y[indices[m, k0], c]
+                for k in range(k0 + 1, k1):
+                    acc += weights[m, k] * Y[indices[m, k], c]
+                out[i, c] = acc
+
+
+@njit(cache=True)
 def _gossip(Y, tmp, t, round0, indptr, indices, weights):
     """Y <- W_{r+t-1} ... W_{r} Y in place (t rounds, r = round0); the sparse matrices are stacked
     (row m of indptr/indices/weights is W_m, one row: a fixed topology) and used cyclically.
-    Returns the number of rounds done."""
+    Rounds alternate between Y and tmp; returns the number of rounds done."""
     T = indptr.shape[0]
-    M, d = Y.shape
     for r in range(t):
         m = (round0 + r) % T
-        if d >= 8:  # long rows: contiguous axpy over coordinates (vectorized)
-            for i in range(M):
-                for c in range(d):
-                    tmp[i, c] = 0.0
-                for k in range(indptr[m, i], indptr[m, i + 1]):
-                    w = weights[m, k]
-                    j = indices[m, k]
-                    for c in range(d):
-                        tmp[i, c] += w * Y[j, c]
-        else:  # short rows: scalar sums over neighbours (same order of additions)
-            for i in range(M):
-                k0 = indptr[m, i]
-                k1 = indptr[m, i + 1]
-                for c in range(d):
-                    acc = 0.0
-                    for k in range(k0, k1):
-                        acc += weights[m, k] * Y[indices[m, k], c]
-                    tmp[i, c] = acc
-        for i in range(M):
-            for c in range(d):
-                Y[i, c] = tmp[i, c]
+        if r % 2 == 0:
+            _gossip_round(Y, tmp, m, indptr, indices, weights)
+        else:
+            _gossip_round(tmp, Y, m, indptr, indices, weights)
+    if t % 2 == 1:
+        Y[:, :] = tmp
     return t
 
 
@@ -241,16 +306,18 @@ def _stationarity(Z, fid, P, Abar, Sbar, mean_loop, FZ, tmpM, zbar, f1, tmp1):
     (1, d)."""
     M, d = Z.shape
     _mean_rows(Z, FZ, tmpM, fid, P, Abar, Sbar, mean_loop, M)
+    for c in range(d):
+        f1[0, c] = 0.0
+        zbar[0, c] = 0.0
+    for i in range(M):
+        for c in range(d):
+            f1[0, c] += FZ[i, c]
+            zbar[0, c] += Z[i, c]
     s_loc = 0.0
     for c in range(d):
-        a = 0.0
-        zb = 0.0
-        for i in range(M):
-            a += FZ[i, c]
-            zb += Z[i, c]
-        a /= M
+        a = f1[0, c] / M
         s_loc += a * a
-        zbar[0, c] = zb / M
+        zbar[0, c] /= M
     _mean_rows(zbar, f1, tmp1, fid, P, Abar, Sbar, mean_loop, M)
     s_avg = 0.0
     for c in range(d):
@@ -277,14 +344,15 @@ def _consensus(Y, mean):
 
 
 @njit(cache=True)
-def _max_abs(Y):
+def _finite_below(Y, bound):
+    """True if every entry is finite and at most ``bound`` in absolute value (branch-free scan)."""
     m = 0.0
-    for i in range(Y.shape[0]):
-        for c in range(Y.shape[1]):
-            v = abs(Y[i, c])
-            if not v <= m:  # also true for NaN
-                m = v
-    return m
+    tot = 0.0
+    for v in Y.ravel():
+        a = abs(v)
+        m = a if a > m else m
+        tot += v  # NaN and inf propagate here
+    return m <= bound and np.isfinite(tot)
 
 
 # ---------------------------------------------------------------- the run
@@ -433,7 +501,8 @@ def _simulate(alg, fid, P, A, S, Abar, Sbar, mean_loop,
                     Zf[q] = Xf[q]
                 oracle_calls += 1.0
             # divergence: non-finite or exploding iterates stop the run
-            if not (_max_abs(X) <= blowup and _max_abs(Z) <= blowup):
+            # (X is updated after Z in every algorithm, so an exploding Z shows up in X)
+            if not _finite_below(X, blowup):
                 status = STATUS_DIVERGED
                 k_last = k
                 break
