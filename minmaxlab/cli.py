@@ -117,6 +117,36 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_study(args) -> int:
+    from minmaxlab.rates import format_verdicts
+    from minmaxlab.study import load_study, run_study
+
+    study = load_study(args.file, quick=args.quick)
+    res = run_study(study, out=args.out, jobs=args.jobs, progress=not args.no_progress)
+    print(f"{study.name}{' (quick)' if study.quick else ''}: {res.computed} runs computed, "
+          f"{res.skipped} already done, {res.elapsed:.1f} s; results in {res.folder}")
+    if res.verdicts:
+        print(format_verdicts(res.verdicts))
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from minmaxlab.report import verify
+
+    print(f"minmaxlab verify: the {'full' if args.full else 'quick'} studies, claim by claim "
+          f"(report in {args.out}/)", flush=True)
+    verify(quick=not args.full, out=args.out, jobs=args.jobs, progress=not args.no_progress,
+           only=args.only.split(",") if args.only else None, echo=lambda m: print(m, flush=True))
+    return 0
+
+
+def cmd_paper(args) -> int:
+    from minmaxlab.report import paper
+
+    paper(results=args.results, out=args.out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="minmaxlab",
@@ -147,6 +177,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="run file (see minmaxlab/config.py for the format)")
     p.add_argument("--out", help="output table (.csv or .parquet); metadata goes beside it (.json)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("verify", help="run the studies and print the claims table (the main job)")
+    p.add_argument("--full", action="store_true", help="the full versions (minutes)")
+    p.add_argument("--out", default="report", help="report folder (default: report/)")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--only", help="comma-separated study names")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("paper", help="rebuild the paper figures and tables from saved results")
+    p.add_argument("--results", default=None, help="results folder (default: results/ or "
+                                                   "report/results/)")
+    p.add_argument("--out", default=None, help="output folder (default: paper/figures/)")
+    p.set_defaults(func=cmd_paper)
+
+    p = sub.add_parser("study", help="run a study (a grid of runs) and check its claims")
+    p.add_argument("file", help="study file, e.g. studies/rate_vs_iterations.toml")
+    p.add_argument("--quick", action="store_true", help="the quick version (seconds)")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--out", default=None, help="results folder (default: results/)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("bench", help="time the engine against a plain-numpy reference")
     p.add_argument("--quick", action="store_true", help="few iterations (a smoke test)")

@@ -6,6 +6,7 @@
     params = { dim = 20, seed = 0 }
     noise = { sigma = 0.1, batch = 4 }          # optional: kind = "gaussian" | "finite_sum"
     constraints = { u = { ball = 1.0 } }        # optional: ball / box = [lo, hi] / simplex / l1
+    z0 = [0.8, 0.0]                             # optional start (default: a fixed point in the box)
 
     [topology]
     name = "ring"             # or matrix = [[...], ...], or edgelist = "file.txt"
@@ -82,7 +83,7 @@ def _constraint(spec, where):
 def build_problem(sec: dict, where: str = "[problem]"):
     from minmaxlab.problems import problem
 
-    allowed = {"name", "workers", "params", "noise", "constraints"}
+    allowed = {"name", "workers", "params", "noise", "constraints", "z0"}
     unknown = sorted(set(sec) - allowed)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
@@ -107,8 +108,9 @@ def build_topology(sec: dict, workers: int, where: str = "[topology]"):
         raise ConfigError(f"{where}: needs name (or matrix, or edgelist)")
     if sec["name"] == "one_peer_exponential":
         return TimeVarying.one_peer_exponential(workers)
-    return topology(sec["name"], workers, rule=sec.get("rule"), seed=sec.get("seed", 0),
-                    **sec.get("params", {}))
+    params = dict(sec.get("params", {}))
+    params.update({k: v for k, v in sec.items() if k not in ("name", "rule", "seed", "params")})
+    return topology(sec["name"], workers, rule=sec.get("rule"), seed=sec.get("seed", 0), **params)
 
 
 def build_algorithm(sec: dict):
@@ -127,6 +129,7 @@ def run_config(cfg: dict, out: str | None = None, backend: str = "simulator"):
     alg = build_algorithm(cfg["algorithm"])
     r = cfg["run"]
     trace = run(prob, topo, alg, iterations=r["iterations"], seed=r.get("seed", 0),
+                z0=cfg["problem"].get("z0"),
                 record=r.get("record"), every_iteration=r.get("every_iteration", True))
     path = out or cfg.get("output", {}).get("path")
     if path is None:

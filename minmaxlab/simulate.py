@@ -115,14 +115,16 @@ def _topology_arrays(topology, workers):
 
 
 def run(problem: Problem, topology, algorithm: Algorithm, iterations: int, seed: int = 0,
-        z0=None, record=None, every_iteration: bool = True, blowup: float = 1e10) -> Trace:
+        z0=None, record=None, every_iteration: bool = True, blowup: float = 1e10,
+        record_iterates: bool = False) -> Trace:
     """Simulate ``algorithm`` on ``problem`` over ``topology`` for ``iterations`` iterations.
 
     ``record``: when to record metrics (see :func:`record_points`). ``every_iteration``: evaluate the
     stationarity measures at every iteration so that their running averages and minima are exact
     (otherwise they run over the recorded iterations only). A run whose iterates become non-finite or
     exceed ``blowup`` in absolute value stops with status "diverged"; its last row (status
-    "diverged") holds NaN metrics at that iteration.
+    "diverged") holds NaN metrics at that iteration. ``record_iterates`` adds the coordinates of
+    the network average zbar at each recorded iteration (columns ``zbar_0``, ``zbar_1``, ...).
     """
     if not isinstance(problem, Problem):
         raise MinmaxlabError(f"run: problem must be a minmaxlab Problem, got {type(problem).__name__}")
@@ -169,6 +171,7 @@ def run(problem: Problem, topology, algorithm: Algorithm, iterations: int, seed:
     eta = algorithm.eta_vector(d, problem.dim_u)
     rec = record_points(iterations, record)
     out = np.full((rec.shape[0] + 1, K.NCOL), np.nan)
+    traj = np.full((rec.shape[0] + 1 if record_iterates else 0, d), np.nan)
     sol = problem.solution if problem.solution is not None else np.zeros(d)
 
     if problem.user_operator is not None:
@@ -191,7 +194,7 @@ def run(problem: Problem, topology, algorithm: Algorithm, iterations: int, seed:
         np.asarray(proj_b, dtype=np.float64), problem.dim_u,
         X, Z, G, Mom, Vel, Dprev, state,
         np.ascontiguousarray(sol, dtype=np.float64), problem.solution is not None, rec, out,
-        float(blowup), bool(every_iteration),
+        float(blowup), bool(every_iteration), traj,
     )
     elapsed = time.perf_counter() - start
     diverged = status == K.STATUS_DIVERGED
@@ -202,6 +205,9 @@ def run(problem: Problem, topology, algorithm: Algorithm, iterations: int, seed:
     cols = {name: out[:rows, j].copy() for j, name in enumerate(K.COLUMNS)}
     if problem.solution is None:
         del cols["dist_to_solution"]
+    if record_iterates:
+        for c in range(d):
+            cols[f"zbar_{c}"] = traj[:rows, c].copy()
     spec = {
         "problem": problem.spec(),
         "topology": _topology_spec(topology),

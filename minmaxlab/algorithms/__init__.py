@@ -169,8 +169,9 @@ class DPOSG(_Gossiping):
         if self.schedule == "log":
             k = np.arange(1, iterations + 1)
             return (self.rounds + np.floor(np.log2(k))).astype(np.int64)
-        t = 0 if rho <= 0 else math.ceil(math.log(1 / self.eps) / math.log(1 / rho))
-        return np.full(iterations, max(t, 0), dtype=np.int64)
+        # at least one round: even W = J (rho = 0) needs one exchange to average
+        t = 1 if rho <= 0 else math.ceil(math.log(1 / self.eps) / math.log(1 / rho))
+        return np.full(iterations, max(t, 1), dtype=np.int64)
 
 
 def _fmt_eta(eta):

@@ -41,6 +41,7 @@ COLUMNS = (
     "iteration", "stationarity_local", "stationarity_avg", "avg_stationarity_local",
     "avg_stationarity_avg", "min_stationarity_local", "min_stationarity_avg", "consensus_z",
     "consensus_x", "dist_to_solution", "oracle_calls", "gossip_rounds", "floats_sent_per_worker",
+    "stationarity_workers",
 )
 NCOL = len(COLUMNS)
 
@@ -303,7 +304,7 @@ def _average_rows(Y):
 @njit(cache=True)
 def _stationarity(Z, fid, P, Abar, Sbar, mean_loop, FZ, tmpM, zbar, f1, tmp1):
     """(||(1/M) sum_i F(z_i)||^2, ||F(zbar)||^2). Work arrays: FZ, tmpM (M, d); zbar, f1, tmp1
-    (1, d)."""
+    (1, d). On return FZ holds F(z_i) in row i."""
     M, d = Z.shape
     _mean_rows(Z, FZ, tmpM, fid, P, Abar, Sbar, mean_loop, M)
     for c in range(d):
@@ -363,11 +364,12 @@ def _simulate(alg, fid, P, A, S, Abar, Sbar, mean_loop,
               eta, beta1, beta2, adam_eps,
               proj_kind, proj_a, proj_b, dim_u,
               X, Z, G, Mom, Vel, Dprev, state,
-              solution, has_solution, record, out, blowup, every_iteration):
+              solution, has_solution, record, out, blowup, every_iteration, traj):
     """Run ``rounds.shape[0]`` iterations of algorithm ``alg`` from the state (X, Z, G, ...), in place.
 
     Records the metric columns COLUMNS at the iterations listed in ``record`` (sorted; 0 = the
-    initial state) into ``out``. Returns (status, last_iteration, rows_written).
+    initial state) into ``out``, and the network average zbar into ``traj`` when it has a row per
+    record (a (0, d) array records no iterates). Returns (status, last_iteration, rows_written).
     """
     M, d = X.shape
     K = rounds.shape[0]
@@ -537,9 +539,18 @@ def _simulate(alg, fid, P, A, S, Abar, Sbar, mean_loop,
                     out[row, 9] = s
                 else:
                     out[row, 9] = np.nan
+                if traj.shape[0] > row:
+                    _consensus(Z, acc)  # acc = zbar
+                    for c in range(d):
+                        traj[row, c] = acc[c]
                 out[row, 10] = oracle_calls
                 out[row, 11] = gossip_rounds
                 out[row, 12] = floats
+                sw = 0.0  # (1/M) sum_i ||F(z_i)||^2, FZ from the _stationarity call above
+                for i in range(M):
+                    for c in range(d):
+                        sw += FZ[i, c] * FZ[i, c]
+                out[row, 13] = sw / M
                 row += 1
     return status, k_last, row
 

@@ -1,0 +1,209 @@
+"""``minmaxlab verify`` (run the studies, print the claims table, write a report) and
+``minmaxlab paper`` (rebuild every figure and table from saved results, never simulating)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from minmaxlab.errors import ConfigError
+from minmaxlab.meta import provenance
+
+CLAIM_ORDER = ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "wallclock"]
+
+
+def studies_dir() -> Path:
+    env = os.environ.get("MINMAXLAB_STUDIES")
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "studies"
+
+
+def study_files() -> list[Path]:
+    d = studies_dir()
+    if not d.is_dir():
+        raise ConfigError(f"no studies folder at {d} (set MINMAXLAB_STUDIES)")
+    return sorted(d.glob("*.toml"))
+
+
+def _fmt(x) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "nan"
+    ax = abs(x)
+    if ax != 0 and (ax < 1e-3 or ax >= 1e4):
+        return f"{x:.2e}"
+    return f"{x:.3g}"
+
+
+def summarize(verdict_rows: pd.DataFrame, titles: dict) -> pd.DataFrame:
+    """One row per claim: how many checks, how many passed, the range of measured values."""
+    rows = []
+    for claim in sorted(verdict_rows["claim"].unique(), key=lambda c: (CLAIM_ORDER.index(c)
+                                                                        if c in CLAIM_ORDER else 99, c)):
+        g = verdict_rows[verdict_rows["claim"] == claim]
+        counts = g["verdict"].value_counts()
+        verdict = "fail" if counts.get("fail", 0) else (
+            "inconclusive" if counts.get("inconclusive", 0) else "pass")
+        m = pd.to_numeric(g["measured"], errors="coerce")
+        measured = _fmt(m.iloc[0]) if len(g) == 1 else f"{_fmt(m.min())} .. {_fmt(m.max())}"
+        rows.append({"claim": claim, "what": titles.get(claim, ""), "checks": len(g),
+                     "pass": int(counts.get("pass", 0)), "fail": int(counts.get("fail", 0)),
+                     "inconclusive": int(counts.get("inconclusive", 0)),
+                     "measured": measured, "verdict": verdict})
+    return pd.DataFrame(rows)
+
+
+def format_summary(summary: pd.DataFrame) -> str:
+    cols = ["claim", "verdict", "checks", "measured", "what"]
+    body = [[r["claim"], r["verdict"] if r["verdict"] == "pass" else r["verdict"].upper(),
+             f"{r['pass']}/{r['checks']} pass", r["measured"], r["what"]]
+            for _, r in summary.iterrows()]
+    widths = [max(len(c), *(len(str(row[j])) for row in body)) for j, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+              for row in body]
+    return "\n".join(lines)
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        out.append("| " + " | ".join(str(r[c]).replace("|", "/") for c in cols) + " |")
+    return "\n".join(out)
+
+
+def verify(quick: bool = True, out: str | Path = "report", jobs: int | None = None,
+           progress: bool = True, only: list[str] | None = None, echo=print) -> dict:
+    """Run the (quick) studies, print the claims table, write the report folder."""
+    from minmaxlab.rates import verdict_table
+    from minmaxlab.study import load_study, run_study
+
+    out = Path(out)
+    start = time.perf_counter()
+    files = study_files()
+    if only:
+        files = [f for f in files if f.stem in only]
+    all_rows, titles, figures = [], {}, []
+    for f in files:
+        study = load_study(f, quick=quick)
+        res = run_study(study, out=out / "results", jobs=jobs, progress=progress)
+        echo(f"  {study.name:<34} {res.computed:>4} runs ({res.skipped} reused) "
+             f"{res.elapsed:6.1f} s")
+        vt = verdict_table(res.verdicts)
+        vt.insert(0, "study", study.name)
+        all_rows.append(vt)
+        for c in study.claims:
+            titles.setdefault(c["claim"], study.title.split(": ", 1)[-1])
+        figures += draw_study_figures(res.folder, out / "figures")
+    rows = pd.concat(all_rows, ignore_index=True) if all_rows else pd.DataFrame()
+    summary = summarize(rows, titles)
+    elapsed = time.perf_counter() - start
+    out.mkdir(parents=True, exist_ok=True)
+    rows.to_csv(out / "claims.csv", index=False)
+    summary.to_csv(out / "summary.csv", index=False)
+    write_markdown(out / "claims.md", summary, rows, figures, quick, elapsed)
+    echo("")
+    echo(format_summary(summary))
+    echo(f"\n{len(rows)} checks in {elapsed:.0f} s; report: {out / 'claims.md'} "
+         f"(table: {out / 'claims.csv'}, figures: {out / 'figures'})")
+    return {"summary": summary, "rows": rows, "elapsed": elapsed, "figures": figures}
+
+
+def write_markdown(path, summary, rows, figures, quick, elapsed):
+    prov = provenance()
+    lines = [
+        "# minmaxlab: claims of the DPOSG theory, measured",
+        "",
+        f"{'Quick' if quick else 'Full'} versions of the studies, {elapsed:.0f} s; "
+        f"git revision {prov['git_revision']}; "
+        + ", ".join(f"{k} {v}" for k, v in prov["versions"].items()) + ".",
+        "",
+        "## Summary",
+        "",
+        _md_table(summary),
+        "",
+        "## Every check",
+        "",
+        _md_table(rows.assign(measured=rows["measured"].map(_fmt), ci_low=rows["ci_low"].map(_fmt),
+                              ci_high=rows["ci_high"].map(_fmt))),
+        "",
+        "## Figures",
+        "",
+    ]
+    for f in figures:
+        rel = os.path.relpath(f["png"], Path(path).parent)
+        lines += [f"### {f['title']}", "", f"![{f['title']}]({rel})", "", f["caption"], ""]
+    Path(path).write_text("\n".join(lines))
+
+
+def draw_study_figures(folder: Path, fig_dir: Path) -> list[dict]:
+    """Draw the figure of every claim of a finished study folder from its saved files only."""
+    from minmaxlab.plotting import figure_for, save
+
+    folder = Path(folder)
+    spec = json.loads((folder / "study.json").read_text())
+    study = spec["study"]
+    table_path = folder / "table.csv"
+    table = pd.read_csv(table_path) if table_path.exists() else None
+    claims = study.get("claims", [])
+    made = []
+    for c in claims:
+        key = f"{c['claim']}_{c['analysis']}" if len(claims) > 1 else c["claim"]
+        pts_path = folder / f"points_{key}.csv"
+        pts = pd.read_csv(pts_path) if pts_path.exists() else None
+        if pts is None and c["analysis"] != "non_convergence":
+            continue
+        fig = figure_for(c["analysis"], pts, table)
+        if fig is None:
+            continue
+        stem = fig_dir / f"{c['claim']}_{study['name']}"
+        paths = save(fig, stem)
+        caption = (f"{study.get('title', study['name'])}. Study `{study['name']}`"
+                   f"{' (quick version)' if spec.get('quick') else ''}, claim {c['claim']} "
+                   f"(analysis `{c['analysis']}`). {' '.join(study.get('description', '').split())}")
+        Path(stem.with_suffix(".txt")).write_text(caption + "\n")
+        made.append({"claim": c["claim"], "study": study["name"], "title": study.get("title", ""),
+                     "pdf": paths[0], "png": paths[1], "caption": caption})
+    return made
+
+
+def paper(results: str | Path | None = None, out: str | Path | None = None, echo=print) -> list[dict]:
+    """Rebuild every figure and the claims table from saved study results (no simulation)."""
+    root = Path(__file__).resolve().parents[1]
+    if results is None:
+        results = next((p for p in (Path("results"), Path("report") / "results") if p.is_dir()),
+                       Path("results"))
+    results = Path(results)
+    if not results.is_dir():
+        raise ConfigError(f"no results folder {results}: run `minmaxlab verify` or "
+                          "`minmaxlab study ...` first, or pass --results DIR")
+    out = Path(out) if out else root / "paper" / "figures"
+    folders = sorted(p for p in results.iterdir() if (p / "study.json").exists())
+    if not folders:
+        raise ConfigError(f"{results} holds no study results (folders with study.json)")
+    chosen = {}
+    for p in folders:  # prefer a full study over its quick version
+        name = p.name[:-6] if p.name.endswith("_quick") else p.name
+        if name not in chosen or not p.name.endswith("_quick"):
+            chosen[name] = p
+    made, claim_rows = [], []
+    for _name, p in sorted(chosen.items()):
+        made += draw_study_figures(p, out)
+        if (p / "claims.csv").exists():
+            cr = pd.read_csv(p / "claims.csv")
+            cr.insert(0, "study", p.name)
+            claim_rows.append(cr)
+    if claim_rows:
+        rows = pd.concat(claim_rows, ignore_index=True)
+        rows.to_csv(out / "claims_table.csv", index=False)
+        (out / "claims_table.md").write_text(_md_table(rows.assign(measured=rows["measured"].map(_fmt)))
+                                             + "\n")
+    for f in made:
+        echo(f"  {Path(f['pdf']).name:<48} <- study {f['study']}, claim {f['claim']}")
+    echo(f"{len(made)} figures (PDF + PNG + caption) and the claims table in {out}")
+    return made
