@@ -426,6 +426,7 @@ def an_wallclock(table, c, study):
         for b in betas:
             cm = CostModel(alpha=a, beta=b, grad_time=float(c.get("grad_time", 1e-3)))
             for label, (k, alg, t, M, d) in k_eps.items():
+                d = int(c.get("model_floats", d))
                 calls = 2 if alg == "deg" else 1
                 rows.append({"alpha": a, "beta": b, "label": label, "algorithm": alg,
                              "time_to_eps": k * cm.iteration_time(alg, d, M, deg, t, calls),

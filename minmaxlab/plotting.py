@@ -42,7 +42,7 @@ def _finish(fig, ax):
     with plt.rc_context(STYLE):
         handles, labels = ax.get_legend_handles_labels()
         if handles:
-            ax.legend(frameon=False)
+            ax.legend(frameon=False, fontsize=6.5)
         fig.tight_layout()
     return fig
 
@@ -74,8 +74,8 @@ def fig_consensus(pts: pd.DataFrame):
         t = med.index.to_numpy(dtype=float)
         model = rho ** (2 * t) / (1 - rho ** (2 * t))
         ax.semilogy(t, model * med.iloc[0] / model[0], ":", color=c, lw=1)
-        ax.semilogy(t, rho ** (2 * t) * med.iloc[0] / rho ** (2 * t[0]), "--", color=c, lw=0.8)
-    ax.plot([], [], "k--", lw=0.8, label="rho^(2t) slope")
+        ax.semilogy(t, rho ** (2 * t) * med.iloc[-1] / rho ** (2 * t[-1]), "--", color=c, lw=0.8)
+    ax.plot([], [], "k--", lw=0.8, label="rho^(2t) slope (through the largest t)")
     ax.plot([], [], "k:", lw=1, label="rho^(2t)/(1-rho^(2t)) model")
     ax.set_xlabel("gossip rounds per iteration t")
     ax.set_ylabel("consensus error (1/M) sum ||z_i - zbar||^2")
@@ -83,20 +83,24 @@ def fig_consensus(pts: pd.DataFrame):
 
 
 def fig_rate(pts: pd.DataFrame, metric: str = "avg_stationarity_local"):
-    fig, ax = _fig("C3: running average of the stationarity measure (sigma = 0)")
-    for k, ((prob, label), g) in enumerate(pts.groupby(["problem", "label"])):
-        g = g[g["iteration"] > 0]
+    fig, ax = _fig("C3: running average of the stationarity (sigma = 0)")
+    styles = ["-", "--", "-.", ":"]
+    for k, (prob, gp) in enumerate(pts.groupby("problem")):
         c = COLORS[k % 10]
-        ax.loglog(g["iteration"], g[metric], color=c, label=f"{prob}: {label}")
-        ax.fill_between(g["iteration"], g["lo"], g["hi"], color=c, alpha=0.15, lw=0)
-        if "osg_bound" in g and k % 4 == 0:
-            ax.loglog(g["iteration"], g["osg_bound"], "--", color=c, lw=0.9,
+        for j, (label, g) in enumerate(gp.groupby("label")):
+            g = g[g["iteration"] > 0]
+            ax.loglog(g["iteration"], g[metric], styles[j % 4], color=c, label=f"{prob}: {label}")
+            ax.fill_between(g["iteration"], g["lo"], g["hi"], color=c, alpha=0.12, lw=0)
+        g = gp[gp["iteration"] > 0]
+        if "osg_bound" in g:
+            first = g[g["label"] == g["label"].iloc[0]]
+            ax.loglog(first["iteration"], first["osg_bound"], color=c, lw=3, alpha=0.25,
                       label=f"{prob}: OSG bound 8||x0-x*||^2/(eta^2 K)")
     g = pts[pts["iteration"] > 0]
     k0 = g["iteration"].max()
     y0 = g[g["iteration"] == k0][metric].max()
     ks = np.array([k0 / 30, k0])
-    ax.loglog(ks, y0 * k0 / ks, "k-", lw=2.5, alpha=0.35, label="slope -1 (predicted)")
+    ax.loglog(ks, 3 * y0 * k0 / ks, "k-", lw=1, label="slope -1 (predicted)")
     ax.set_xlabel("iteration K")
     ax.set_ylabel("(1/K) sum_k ||(1/M) sum_i F(z_i^k)||^2")
     return _finish(fig, ax)
@@ -215,7 +219,7 @@ def fig_wallclock(pts: pd.DataFrame):
     ax.set_xlabel("bandwidth beta (bytes/s)")
     ax.set_ylabel("latency alpha (s per message)")
     cb = fig.colorbar(im, ax=ax)
-    cb.set_label("log10(time DPOSG / time CPOSG); < 0: DPOSG faster")
+    cb.set_label("log10 time ratio (< 0: DPOSG faster)")
     ax.grid(False)
     return _finish(fig, ax)
 

@@ -39,12 +39,17 @@ def worker_streams(seed: int, workers: int, offset: int = 0) -> np.ndarray:
 
 def record_points(iterations: int, record=None) -> np.ndarray:
     """Iterations at which metrics are recorded: log-spaced (default, about 60 points, always
-    including 0 and the last), every iteration (``"all"``), ``n`` log-spaced points, or a list."""
+    including 0 and the last), every iteration (``"all"``), ``n`` evenly spaced points
+    (``"linear:n"``), ``n`` log-spaced points, or a list."""
     if record is None:
         record = DEFAULT_RECORDS
     if isinstance(record, str):
+        if record.startswith("linear:") and record[7:].isdigit() and int(record[7:]) >= 2:
+            pts = np.round(np.linspace(0, iterations, int(record[7:])))
+            return np.unique(pts).astype(np.int64)
         if record != "all":
-            raise MinmaxlabError(f"record must be 'all', a number of points or a list, got {record!r}")
+            raise MinmaxlabError(f"record must be 'all', 'linear:N', a number of log-spaced points "
+                                 f"or a list, got {record!r}")
         return np.arange(iterations + 1, dtype=np.int64)
     if isinstance(record, (int, np.integer)) and not isinstance(record, bool):
         if record < 2:

@@ -331,6 +331,8 @@ def run_study(study: Study, out=None, jobs: int | None = None, progress: bool = 
     folder = results_folder(study, out)
     runs_dir = folder / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
+    for stale in runs_dir.glob(".*.tmp"):  # a write cut short by an interruption
+        stale.unlink()
     spec = {"study": study.raw, "quick": study.quick, "file": study.path, **provenance()}
     _atomic_write(folder / "study.json",
                   lambda tmp: Path(tmp).write_text(json.dumps(spec, indent=1, default=str)))
