@@ -9,6 +9,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from minmaxlab.errors import ConfigError
@@ -57,11 +58,16 @@ def summarize(verdict_rows: pd.DataFrame, titles: dict) -> pd.DataFrame:
 
 
 def format_summary(summary: pd.DataFrame) -> str:
-    cols = ["claim", "verdict", "checks", "measured", "what"]
+    cols = ["claim", "verdict", "checks", "what"]
     body = [[r["claim"], r["verdict"] if r["verdict"] == "pass" else r["verdict"].upper(),
-             f"{r['pass']}/{r['checks']} pass", r["measured"], r["what"]]
+             f"{r['pass']}/{r['checks']} pass", r["what"]]
             for _, r in summary.iterrows()]
-    widths = [max(len(c), *(len(str(row[j])) for row in body)) for j, c in enumerate(cols)]
+    return _text_table(cols, body)
+
+
+def _text_table(cols, body) -> str:
+    widths = [max(len(c), *(len(str(row[j])) for row in body)) if body else len(c)
+              for j, c in enumerate(cols)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)),
              "  ".join("-" * w for w in widths)]
     lines += ["  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
@@ -69,11 +75,29 @@ def format_summary(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _short(text: str, n: int) -> str:
+    text = str(text)
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def format_checks(rows: pd.DataFrame) -> str:
+    """Every check, compactly: claim, setting, predicted, measured [CI], verdict."""
+    body = []
+    for _, r in rows.iterrows():
+        m = _fmt(r["measured"])
+        if np.isfinite(r["ci_low"]) and np.isfinite(r["ci_high"]) and r["ci_low"] != r["ci_high"]:
+            m += f" [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
+        setting = str(r["setting"]).split(": ", 1)[-1]
+        v = r["verdict"] if r["verdict"] == "pass" else str(r["verdict"]).upper()
+        body.append([r["claim"], _short(setting, 58), _short(r["predicted"], 52), m, v])
+    return _text_table(["claim", "setting", "predicted", "measured", "verdict"], body)
+
+
 def _md_table(df: pd.DataFrame) -> str:
     cols = list(df.columns)
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, r in df.iterrows():
-        out.append("| " + " | ".join(str(r[c]).replace("|", "/") for c in cols) + " |")
+        out.append("| " + " | ".join(str(r[c]).replace("|", "\\|") for c in cols) + " |")
     return "\n".join(out)
 
 
@@ -107,6 +131,9 @@ def verify(quick: bool = True, out: str | Path = "report", jobs: int | None = No
     rows.to_csv(out / "claims.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
     write_markdown(out / "claims.md", summary, rows, figures, quick, elapsed)
+    echo("")
+    echo(format_checks(rows.sort_values("claim", key=lambda c: c.map(
+        lambda x: CLAIM_ORDER.index(x) if x in CLAIM_ORDER else 99), kind="stable")))
     echo("")
     echo(format_summary(summary))
     echo(f"\n{len(rows)} checks in {elapsed:.0f} s; report: {out / 'claims.md'} "
