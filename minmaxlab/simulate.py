@@ -21,7 +21,8 @@ from minmaxlab.meta import provenance
 from minmaxlab.problems.base import Problem
 
 _USER_KERNELS: dict[int, object] = {}
-_NOISE_IDS = {"none": K.NOISE_NONE, "gaussian": K.NOISE_GAUSSIAN, "finite_sum": K.NOISE_FINITE_SUM}
+_NOISE_IDS = {"none": K.NOISE_NONE, "gaussian": K.NOISE_GAUSSIAN, "finite_sum": K.NOISE_FINITE_SUM,
+              "sampled": K.NOISE_SAMPLED}
 DEFAULT_RECORDS = 60
 
 

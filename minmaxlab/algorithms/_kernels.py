@@ -15,6 +15,7 @@ import types
 import numpy as np
 from numba import njit
 
+from minmaxlab._rng import _hz, _mix64, _normal, _uniform  # noqa: F401 (re-exported for tests)
 from minmaxlab.problems._kernels import _library_rows
 
 # algorithm ids (see minmaxlab.algorithms)
@@ -29,6 +30,7 @@ ALG_CPOADAM = 6
 NOISE_NONE = 0
 NOISE_GAUSSIAN = 1
 NOISE_FINITE_SUM = 2
+NOISE_SAMPLED = 3  # the operator draws its own mini-batch (data-driven problems, GANs)
 
 PROJ_NONE = 0
 PROJ_BALL = 1
@@ -48,94 +50,8 @@ NCOL = len(COLUMNS)
 STATUS_OK = 0
 STATUS_DIVERGED = 1
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_S30 = np.uint64(30)
-_S27 = np.uint64(27)
-_S31 = np.uint64(31)
-_S11 = np.uint64(11)
-
-
 _rows = _library_rows  # the operator every kernel calls; user_kernels() rebinds it
-
-
-# ---------------------------------------------------------------- random numbers (SplitMix64)
-@njit(cache=True)
-def _mix64(z):
-    z = (z ^ (z >> _S30)) * _M1
-    z = (z ^ (z >> _S27)) * _M2
-    return z ^ (z >> _S31)
-
-
-@njit(cache=True)
-def _uniform(state, i):
-    """Next uniform in [0, 1) of worker i's stream (SplitMix64: counter + finalizer)."""
-    state[i] += _GOLDEN
-    return np.float64(_mix64(state[i]) >> _S11) * (1.0 / 9007199254740992.0)
-
-
-def _ziggurat_tables():
-    """Marsaglia-Tsang (2000) ziggurat tables for the standard normal, 128 layers."""
-    m1 = 2147483648.0
-    dn = 3.442619855899
-    tn = dn
-    vn = 9.91256303526217e-3
-    kn = np.zeros(128, dtype=np.int64)
-    wn = np.zeros(128)
-    fn = np.zeros(128)
-    q = vn / np.exp(-0.5 * dn * dn)
-    kn[0] = int((dn / q) * m1)
-    kn[1] = 0
-    wn[0] = q / m1
-    wn[127] = dn / m1
-    fn[0] = 1.0
-    fn[127] = np.exp(-0.5 * dn * dn)
-    for i in range(126, 0, -1):
-        dn = np.sqrt(-2.0 * np.log(vn / dn + np.exp(-0.5 * dn * dn)))
-        kn[i + 1] = int((dn / tn) * m1)
-        tn = dn
-        fn[i] = np.exp(-0.5 * dn * dn)
-        wn[i] = dn / m1
-    return kn, wn, fn
-
-
-_ZKN, _ZWN, _ZFN = _ziggurat_tables()
-_ZR = 3.442619855899
-_MASK7 = np.uint64(127)
-_S32 = np.uint64(32)
-
-
-@njit(cache=True)
-def _hz(state, i):
-    """(layer, signed 32-bit value) from independent bits of one 64-bit draw."""
-    state[i] += _GOLDEN
-    u = _mix64(state[i])
-    iz = np.int64(u & _MASK7)
-    hz = np.int64(u >> _S32) - 2147483648  # uniform on [-2^31, 2^31)
-    return iz, hz
-
-
-@njit(cache=True)
-def _normal(state, i):
-    """A standard normal from worker i's stream (ziggurat; about one 64-bit draw per sample)."""
-    iz, hz = _hz(state, i)
-    if abs(hz) < _ZKN[iz]:
-        return hz * _ZWN[iz]
-    while True:
-        if iz == 0:  # the tail beyond r
-            while True:
-                x = -np.log(1.0 - _uniform(state, i)) / _ZR
-                y = -np.log(1.0 - _uniform(state, i))
-                if y + y >= x * x:
-                    break
-            return _ZR + x if hz > 0 else -_ZR - x
-        x = hz * _ZWN[iz]
-        if _ZFN[iz] + _uniform(state, i) * (_ZFN[iz - 1] - _ZFN[iz]) < np.exp(-0.5 * x * x):
-            return x
-        iz, hz = _hz(state, i)
-        if abs(hz) < _ZKN[iz]:
-            return hz * _ZWN[iz]
+_NO_STATE = np.zeros(1, dtype=np.uint64)  # exact evaluations draw nothing
 
 
 @njit(cache=True)
@@ -148,7 +64,7 @@ def _add_gaussian(state, i, O, orow, scale):
 @njit(cache=True)
 def _oracle_all(Z, O, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state):
     """One stochastic oracle call of every worker i at Z[i] into O[i] (mini-batches of ``batch``)."""
-    _rows(fid, Z, O, P, A, S, -1)
+    _rows(fid, Z, O, P, A, S, -1, state, batch if noise_kind == NOISE_SAMPLED else 0)
     M, d = O.shape
     if noise_kind == NOISE_GAUSSIAN:
         for i in range(M):
@@ -175,7 +91,7 @@ def _mean_rows(Z, O, tmp, fid, P, Abar, Sbar, mean_loop, M):
             for c in range(d):
                 O[r, c] = 0.0
         for j in range(M):
-            _rows(fid, Z, tmp, P, Abar, Sbar, j)
+            _rows(fid, Z, tmp, P, Abar, Sbar, j, _NO_STATE, 0)
             for r in range(n):
                 for c in range(d):
                     O[r, c] += tmp[r, c]
@@ -183,7 +99,7 @@ def _mean_rows(Z, O, tmp, fid, P, Abar, Sbar, mean_loop, M):
             for c in range(d):
                 O[r, c] /= M
     else:
-        _rows(fid, Z, O, P, Abar, Sbar, 0)
+        _rows(fid, Z, O, P, Abar, Sbar, 0, _NO_STATE, 0)
 
 
 # ---------------------------------------------------------------- projections / proximal maps
@@ -568,7 +484,7 @@ def user_kernels(user_op):
     g = dict(globals())
 
     @njit
-    def _user_rows(fid, Z, O, P, A, S, worker):
+    def _user_rows(fid, Z, O, P, A, S, worker, state, batch):
         for r in range(Z.shape[0]):
             user_op(worker if worker >= 0 else r, Z[r], O[r])
 

@@ -2,9 +2,11 @@
 
 Uniform calling convention, so that one engine kernel serves every family:
 
-    _library_rows(fid, Z, O, P, A, S, worker)
+    _library_rows(fid, Z, O, P, A, S, worker, state, batch)
 
-writes F_i(Z[r]) into O[r] for every row r, with i = worker (or i = r when worker < 0). Rows go by
+writes F_i(Z[r]) into O[r] for every row r, with i = worker (or i = r when worker < 0). Operators
+that sample their own mini-batches (``batch`` > 0) draw from worker i's stream ``state[i]``; with
+``batch`` = 0 they are exact (deterministic). Rows go by
 index, not as views, and each family's operator is inlined into its loop: a view or a call with
 array arguments per point would dominate the cost of small operators. ``fid`` is the family id,
 ``P`` a float64 vector of scalar parameters, ``A`` a float64 stack of matrices (one per worker, or
@@ -26,6 +28,8 @@ FID_GLOBAL_FORSAKEN = 6
 FID_POLAR = 7
 FID_DIRAC = 8
 FID_COVARIANCE = 9
+
+_NO_STATE = np.zeros(1, dtype=np.uint64)
 
 G_RATIONAL = 0
 G_LOG = 1
@@ -224,7 +228,7 @@ def _op_covariance(i, Z, zr, O, orow, P, A, S):
 
 
 @njit(cache=True)
-def _library_rows(fid, Z, O, P, A, S, worker):
+def _library_rows(fid, Z, O, P, A, S, worker, state, batch):
     """F at every row of Z into the same row of O: F_w with w = ``worker`` for every row when
     worker >= 0, and F_r for row r when worker < 0 (rows = workers). One call per batch of rows:
     the family dispatch happens once and each family's loop has its operator inlined."""
@@ -281,11 +285,11 @@ def _library_eval_rows(fid, i, Z, P, A, S):
     M = max(A.shape[0], S.shape[0])
     out = np.zeros((n, d))
     if i >= 0:
-        _library_rows(fid, Z, out, P, A, S, i)
+        _library_rows(fid, Z, out, P, A, S, i, _NO_STATE, 0)
         return out
     tmp = np.empty((n, d))
     for w in range(M):
-        _library_rows(fid, Z, tmp, P, A, S, w)
+        _library_rows(fid, Z, tmp, P, A, S, w, _NO_STATE, 0)
         for r in range(n):
             for j in range(d):
                 out[r, j] += tmp[r, j]

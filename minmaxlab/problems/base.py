@@ -26,7 +26,7 @@ from minmaxlab.errors import ProblemError
 from minmaxlab.problems import _kernels as K
 
 MVI_STATUSES = ("holds", "equality", "fails", "unknown")
-NOISE_KINDS = ("none", "gaussian", "finite_sum")
+NOISE_KINDS = ("none", "gaussian", "finite_sum", "sampled")
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,8 @@ class Noise:
       uniformly with replacement (so the variance is exactly sigma^2 / batch). ``shifts`` holds the
       c_ij, shape (M, samples, d). For families with natural data (the covariance WGAN) the c_ij come
       from the data themselves.
+    * ``"sampled"``: the operator draws its own mini-batch of ``batch`` samples (data points,
+      latent vectors) from the worker's random stream; for problems built on data (GANs).
     """
 
     kind: str = "none"
@@ -78,6 +80,7 @@ class Problem:
 
     family: str = "custom"
     references: tuple[str, ...] = ()
+    samples_own_batches: bool = False  # True: the operator draws mini-batches (noise "sampled")
 
     def _setup(
         self,
@@ -267,6 +270,14 @@ class Problem:
         if kind not in NOISE_KINDS:
             raise ProblemError(f"{self.name}: noise kind must be one of {NOISE_KINDS}, got {kind!r}")
         batch = self._check_positive(self.name, "batch", batch, integer=True)
+        if kind == "sampled" and not self.samples_own_batches:
+            raise ProblemError(f"{self.name}: noise kind 'sampled' needs a problem that draws its own "
+                               "mini-batches (a GAN or a data-driven family)")
+        if kind == "sampled":
+            clone = object.__new__(type(self))
+            clone.__dict__.update(self.__dict__)
+            clone.noise = Noise("sampled", float("nan") if sigma is None else float(sigma), batch)
+            return clone
         natural = self._natural_shifts() if kind == "finite_sum" and sigma is None else None
         if kind == "none":
             noise = Noise()
