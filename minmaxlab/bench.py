@@ -169,3 +169,128 @@ def format_rows(rows: list[BenchRow]) -> str:
                  f"largest difference of the iterates after {CHECK_ITERATIONS} exact-oracle "
                  "iterations of engine and reference.")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- the GAN path
+_NP_ACT = {
+    "relu": (lambda x: np.maximum(x, 0), lambda pre, post: (pre > 0).astype(float)),
+    "leaky_relu": (None, None),
+    "tanh": (np.tanh, lambda pre, post: 1 - post**2),
+    "sigmoid": (lambda x: 1 / (1 + np.exp(-x)), lambda pre, post: post * (1 - post)),
+    "linear": (lambda x: x, lambda pre, post: np.ones_like(pre)),
+}
+
+
+def _np_layers(params, sizes):
+    out, o = [], 0
+    for k in range(len(sizes) - 1):
+        n_in, n_out = sizes[k], sizes[k + 1]
+        W = params[o:o + n_in * n_out].reshape(n_out, n_in)
+        b = params[o + n_in * n_out:o + n_in * n_out + n_out]
+        out.append((W, b))
+        o += n_in * n_out + n_out
+    return out
+
+
+def _np_act(name, slope):
+    if name == "leaky_relu":
+        return (lambda x: np.where(x > 0, x, slope * x),
+                lambda pre, post: np.where(pre > 0, 1.0, slope))
+    return _NP_ACT[name]
+
+
+def _np_forward(layers, X, act, out_act, slope):
+    pres, posts = [X], [X]
+    for k, (W, b) in enumerate(layers):
+        pre = posts[-1] @ W.T + b
+        f = _np_act(out_act if k == len(layers) - 1 else act, slope)[0]
+        pres.append(pre)
+        posts.append(f(pre))
+    return pres, posts
+
+
+def _np_backward(layers, pres, posts, d, act, out_act, slope):
+    grads = []
+    for k in range(len(layers) - 1, -1, -1):
+        W, _ = layers[k]
+        d = d * _np_act(out_act if k == len(layers) - 1 else act, slope)[1](pres[k + 1], posts[k + 1])
+        grads.append((d.T @ posts[k], d.sum(axis=0)))
+        d = d @ W
+    flat = np.concatenate([np.concatenate([gW.ravel(), gb]) for gW, gb in reversed(grads)])
+    return flat, d
+
+
+def numpy_gan_operator(prob, z, X_real, latent):
+    """The GAN operator (grad_u L_G, grad_v L_D) written with plain numpy, for one worker's batch."""
+    sG, sD = prob.sizes
+    pr = prob.params
+    slope, act = pr["slope"], pr["act"]
+    Gl = _np_layers(z[: prob.n_gen], sG)
+    Dl = _np_layers(z[prob.n_gen:], sD)
+    pg, qg = _np_forward(Gl, latent, act, pr["g_out"], slope)
+    Xf = qg[-1]
+    p_r, q_r = _np_forward(Dl, X_real, act, "linear", slope)
+    p_f, q_f = _np_forward(Dl, Xf, act, "linear", slope)
+    sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    lr, lf = q_r[-1], q_f[-1]
+    gv_r, _ = _np_backward(Dl, p_r, q_r, (sig(lr) - 1) / len(lr), act, "linear", slope)
+    gv_f, _ = _np_backward(Dl, p_f, q_f, sig(lf) / len(lf), act, "linear", slope)
+    dg = -sig(lf) / len(lf) if pr["loss"] == "minimax" else (sig(lf) - 1) / len(lf)
+    _, dX = _np_backward(Dl, p_f, q_f, dg, act, "linear", slope)
+    gu, _ = _np_backward(Gl, pg, qg, dX, act, pr["g_out"], slope)
+    return np.concatenate([gu, gv_r + gv_f])
+
+
+def bench_gan(workers: int = 8, iterations: int = 30000, quick: bool = False, progress=print) -> dict:
+    """Throughput of the GAN oracle (samples per second, all workers) against plain numpy, and the
+    training goal: DPOAdam on 8 Gaussians, ring of 8 workers."""
+    import minmaxlab as mml
+    from minmaxlab._mlp import _gan_rows
+    from minmaxlab.gan import evaluate
+    from minmaxlab.simulate import worker_streams
+
+    if quick:
+        iterations = 300
+    prob = mml.problem("gan", workers=workers, dataset="8gaussians")
+    batch = prob.noise.batch
+    Z = np.tile(prob.initial_point(0), (workers, 1))
+    O = np.empty_like(Z)
+    state = worker_streams(0, workers)
+    from threadpoolctl import threadpool_limits
+
+    reps = 20 if quick else 200
+    with threadpool_limits(limits=1):
+        _gan_rows(Z, O, prob._P, prob._A, prob._S, -1, state, batch)
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            _gan_rows(Z, O, prob._P, prob._A, prob._S, -1, state, batch)
+        eng = (time.perf_counter() - t0) / reps
+        rng = np.random.default_rng(0)
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            for i in range(workers):
+                shard = prob.shards[i]
+                xr = shard[rng.integers(0, len(shard), batch)]
+                numpy_gan_operator(prob, Z[i], xr, rng.standard_normal((batch, prob.sizes[0][0])))
+        ref = (time.perf_counter() - t0) / reps
+    progress(f"GAN oracle, {workers} workers x batch {batch}: engine {eng * 1e3:.2f} ms, "
+             f"numpy {ref * 1e3:.2f} ms per call")
+    alg = mml.DPOAdam(eta=1e-3, beta1=0.5, beta2=0.999, rounds=1)
+    topo = mml.topology("ring", workers)
+    mml.run(prob, topo, alg, iterations=2, every_iteration=False)
+    t0 = time.perf_counter()
+    tr = mml.run(prob, topo, alg, iterations=iterations, every_iteration=False, record=2)
+    secs = time.perf_counter() - t0
+    m = evaluate(prob, tr.final_z.mean(axis=0))
+    return {"engine_samples_per_s": workers * batch / eng, "numpy_samples_per_s": workers * batch / ref,
+            "ratio": ref / eng, "train_seconds": secs, "iterations": iterations, **m}
+
+
+def format_gan(r: dict) -> str:
+    goal = r["modes"] == r["n_modes"] and r["high_quality"] >= 0.8 and r["train_seconds"] < 120
+    return (f"GAN oracle throughput: engine {r['engine_samples_per_s']:.3g} samples/s, numpy "
+            f"{r['numpy_samples_per_s']:.3g} samples/s, ratio {r['ratio']:.1f}x\n"
+            f"DPOAdam, 8 Gaussians, ring of 8 workers, {r['iterations']} iterations: "
+            f"{r['train_seconds']:.1f} s, modes {r['modes']}/{r['n_modes']}, high-quality "
+            f"{r['high_quality']:.0%}, KL {r['kl']:.3f} -> goal (8/8 modes, >= 80%, < 2 min) "
+            f"{'met' if goal else 'MISSED'}")

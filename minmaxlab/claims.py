@@ -97,7 +97,41 @@ def exp_limits(cell, prob, topo, alg, seed):
     return df, {"final_max_diff": final}
 
 
+def exp_gan(cell, prob, topo, alg, seed):
+    """A GAN run: the trajectory's metric columns plus, at every recorded iteration, the quality of
+    the network-average generator and of worker 0's (modes, high-quality rate, KL, JSD for the
+    mixtures; score, Frechet distance, classes for digits); generated samples are kept as arrays."""
+    from minmaxlab.gan import evaluate
+    from minmaxlab.simulate import run
+
+    tr = run(prob, topo, alg, iterations=cell["iterations"], seed=seed, record=cell["record"],
+             every_iteration=cell["every_iteration"], record_iterates=True)
+    df = tr.to_frame()
+    zcols = [f"zbar_{c}" for c in range(prob.dim)]
+    Zs = df[zcols].to_numpy(dtype=float)
+    df = df.drop(columns=zcols)
+    rows, samples = [], {}
+    for it, z in zip(df["iteration"], Zs, strict=True):
+        m = evaluate(prob, z, n=2000, seed=0) if np.all(np.isfinite(z)) else {}
+        rows.append({key: v for key, v in m.items() if not isinstance(v, list)})
+        if np.all(np.isfinite(z)):
+            samples[f"samples_{int(it)}"] = prob.generate(z, 1000 if prob.dim_u < 20000 else 64, 1)
+    last = tr.final_z[0]
+    m0 = evaluate(prob, last, n=2000, seed=0) if np.all(np.isfinite(last)) else {}
+    metrics = pd.DataFrame(rows)
+    for col in metrics.columns:
+        df[col] = metrics[col].to_numpy()
+    df["dataset"] = prob.dataset
+    df["split"] = prob.params["split"]
+    for key, v in m0.items():
+        if not isinstance(v, list):
+            df[f"worker0_{key}"] = np.nan
+            df.loc[df.index[-1], f"worker0_{key}"] = v
+    return df, {"status": tr.status, "arrays": samples}
+
+
 EXPERIMENT_FUNCTIONS = {
+    "gan": exp_gan,
     "trajectory": exp_trajectory,
     "mean_dynamics": exp_mean_dynamics,
     "limits": exp_limits,
@@ -452,6 +486,48 @@ def an_wallclock(table, c, study):
     return [v], pts
 
 
+def an_gan(table, c, study):
+    """GAN quality at the end of each run, as rows that read like
+    'GAN 8gaussians dpoadam ring: modes 8/8, high-quality 87%' (mixtures) or with the score and
+    Frechet distance (digits); pass when the thresholds of the study file are met."""
+    verdicts, pts = [], []
+    for _, g in table.groupby("run_id"):
+        last = g.sort_values("iteration").iloc[-1]
+        ds = str(last.get("dataset", last.get("problem", "gan")))
+        split = f", {last['split']}" if "split" in g else ""
+        setting_base = f"{ds}{split}, {last['topology']} M={int(last['workers'])}, {last['label']}"
+        if "modes" in g:
+            n_modes = int(last["n_modes"])
+            modes = int(last["modes"])
+            hq = float(last["high_quality"])
+            ok = modes >= int(c.get("min_modes", n_modes)) and hq >= float(c.get("min_high_quality", 0.8))
+            verdicts.append(rates.Verdict(
+                c["claim"], _setting(study, setting_base),
+                f"modes >= {c.get('min_modes', n_modes)}/{n_modes}, high quality >= "
+                f"{float(c.get('min_high_quality', 0.8)):.0%}", hq, math.nan, math.nan,
+                "pass" if ok else "fail",
+                f"GAN {ds} {last['algorithm']} {last['topology']}: modes {modes}/{n_modes}, "
+                f"high-quality {hq:.0%}, KL {float(last['kl']):.3f} after {int(last['iteration'])} it."))
+        elif "frechet" in g:
+            fd = float(last["frechet"])
+            ok = fd <= float(c.get("max_frechet", 1e9))
+            verdicts.append(rates.Verdict(
+                c["claim"], _setting(study, setting_base), f"Frechet <= {c.get('max_frechet')}", fd,
+                math.nan, math.nan, "pass" if ok else "fail",
+                f"GAN digits {last['algorithm']} {last['topology']}: score {float(last['score']):.2f}, "
+                f"Frechet {fd:.2f}, classes {int(last['classes_covered'])}/10"))
+        elif "sample_to_data" in g:
+            d1, d2 = float(last["sample_to_data"]), float(last["data_to_sample"])
+            thr = float(c.get("max_distance", 0.1))
+            verdicts.append(rates.Verdict(
+                c["claim"], _setting(study, setting_base), f"both mean distances <= {thr:g}",
+                max(d1, d2), math.nan, math.nan, "pass" if max(d1, d2) <= thr else "fail",
+                f"GAN {ds} {last['algorithm']} {last['topology']}: sample->data {d1:.3f}, "
+                f"data->sample {d2:.3f}"))
+        pts.append(g)
+    return verdicts, pd.concat(pts, ignore_index=True) if pts else pd.DataFrame()
+
+
 ANALYSES = {
     a.name: a
     for a in (
@@ -464,5 +540,6 @@ ANALYSES = {
         Analysis("limits", ("claim",), an_limits),
         Analysis("non_convergence", ("claim", "level", "expect"), an_non_convergence),
         Analysis("wallclock", ("claim", "eps"), an_wallclock),
+        Analysis("gan", ("claim",), an_gan),
     )
 }

@@ -96,20 +96,42 @@ def cmd_run(args) -> int:
     from minmaxlab.config import load_run_config, run_config
 
     cfg = load_run_config(args.file)
-    trace, (table, meta) = run_config(cfg, out=args.out)
+    trace, paths = run_config(cfg, out=args.out, backend=args.backend)
+    if trace is None:  # an MPI rank other than 0: rank 0 reports and writes
+        return 0
+    table, meta = paths
     df = trace.to_frame()
     last = df.iloc[-1]
+    where = f" on {trace.spec['ranks']} MPI ranks" if args.backend == "mpi" else ""
     print(f"{trace.label}: status {trace.status}, {trace.iterations_done} iterations, "
-          f"{trace.elapsed:.2f} s")
+          f"{trace.elapsed:.2f} s{where}")
     print(f"  final stationarity_local {last.stationarity_local:.3e}, "
           f"consensus_z {last.consensus_z:.3e}")
+    if args.backend == "mpi":
+        tm = trace.spec["timing"]
+        print(f"  per iteration (max over ranks): compute {tm['compute_s_per_iter']:.2e} s, "
+              f"communication {tm['comm_s_per_iter']:.2e} s")
     print(f"  wrote {table} and {meta}")
+    return 0
+
+
+def cmd_mpi_calibrate(args) -> int:
+    from minmaxlab.mpi import calibrate
+
+    rounds = [int(x) for x in args.rounds.split(",")] if args.rounds else [1, 3]
+    calibrate(workers=args.workers, dim=args.dim, iterations=args.iterations, rounds=rounds,
+              seconds=args.seconds)
     return 0
 
 
 def cmd_bench(args) -> int:
     from minmaxlab.bench import bench, format_rows
 
+    if args.gan:
+        from minmaxlab.bench import bench_gan, format_gan
+
+        print(format_gan(bench_gan(quick=args.quick, progress=lambda m: print(m, flush=True))))
+        return 0
     names = args.only.split(",") if args.only else ("W1", "W2", "W3")
     rows = bench(names, quick=args.quick, progress=lambda m: print(m, flush=True))
     print()
@@ -176,7 +198,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run one configuration from a TOML file")
     p.add_argument("file", help="run file (see minmaxlab/config.py for the format)")
     p.add_argument("--out", help="output table (.csv or .parquet); metadata goes beside it (.json)")
+    p.add_argument("--backend", choices=("simulator", "mpi"), default="simulator",
+                   help="simulator (default) or mpi: one MPI rank per block of workers, launched "
+                        "with mpiexec -n R (R must divide the number of workers)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("mpi-calibrate", help="under mpiexec: measure latency and bandwidth between "
+                                             "ranks, then DPOSG's communication vs the cost model")
+    p.add_argument("--workers", type=int, default=None,
+                   help="workers of the DPOSG run (default 16, or 4 per rank)")
+    p.add_argument("--dim", type=int, default=20, help="model size d of the DPOSG run")
+    p.add_argument("--iterations", type=int, default=2000, help="iterations of the DPOSG run")
+    p.add_argument("--rounds", default="1,3", help="gossip rounds to time, comma-separated")
+    p.add_argument("--seconds", type=float, default=0.2,
+                   help="seconds of ping-pong per message size and pair")
+    p.set_defaults(func=cmd_mpi_calibrate)
 
     p = sub.add_parser("verify", help="run the studies and print the claims table (the main job)")
     p.add_argument("--full", action="store_true", help="the full versions (minutes)")
@@ -203,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="time the engine against a plain-numpy reference")
     p.add_argument("--quick", action="store_true", help="few iterations (a smoke test)")
     p.add_argument("--only", help="comma-separated workloads, e.g. W1,W2")
+    p.add_argument("--gan", action="store_true", help="the GAN path: oracle throughput and the "
+                                                      "8-Gaussians training goal")
     p.set_defaults(func=cmd_bench)
     return parser
 

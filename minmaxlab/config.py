@@ -21,6 +21,7 @@
     iterations = 10000
     seed = 1
     record = 60               # or "all"
+    every_iteration = true    # optional; default: true for the simulator, false for the mpi backend
 
     [output]
     path = "results/minty_ring.csv"   # .csv or .parquet; metadata goes beside it as .json
@@ -121,20 +122,32 @@ def build_algorithm(sec: dict):
 
 
 def run_config(cfg: dict, out: str | None = None, backend: str = "simulator"):
-    """Run a loaded configuration; write the table and its metadata. Returns (trace, paths)."""
-    from minmaxlab.simulate import run
+    """Run a loaded configuration; write the table and its metadata. Returns (trace, paths).
 
+    ``backend``: ``"simulator"`` or ``"mpi"`` (see :func:`minmaxlab.simulate.run`). With ``"mpi"``
+    call it on every rank (``mpiexec -n R minmaxlab run FILE --backend mpi``): rank 0 runs its
+    share, writes the table and the JSON (the backend, the rank count and the measured timing
+    included) and returns (trace, paths); the other ranks return (None, None).
+    """
+    from minmaxlab.simulate import BACKENDS, run
+
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend must be one of {BACKENDS}, got {backend!r}")
     prob = build_problem(cfg["problem"])
     topo = build_topology(cfg["topology"], prob.workers)
     alg = build_algorithm(cfg["algorithm"])
     r = cfg["run"]
-    trace = run(prob, topo, alg, iterations=r["iterations"], seed=r.get("seed", 0),
-                z0=cfg["problem"].get("z0"),
-                record=r.get("record"), every_iteration=r.get("every_iteration", True))
     path = out or cfg.get("output", {}).get("path")
     if path is None:
         stem = Path(cfg["_path"]).stem
         path = os.path.join("results", f"{stem}.csv")
+    if Path(path).suffix not in (".csv", ".parquet"):  # before the run, on every rank
+        raise ConfigError(f"output path must end in .csv or .parquet, got {path}")
+    trace = run(prob, topo, alg, iterations=r["iterations"], seed=r.get("seed", 0),
+                z0=cfg["problem"].get("z0"), record=r.get("record"),
+                every_iteration=r.get("every_iteration"), backend=backend)
+    if trace is None:  # an MPI rank other than 0
+        return None, None
     paths = write_trace(trace, path, extra={"config": {k: v for k, v in cfg.items() if k != "_path"},
                                              "config_file": cfg["_path"], "backend": backend})
     return trace, paths

@@ -224,6 +224,90 @@ def fig_wallclock(pts: pd.DataFrame):
     return _finish(fig, ax)
 
 
+def fig_gan(table: pd.DataFrame, folder):
+    """GAN samples over the true modes at several iterations (mixtures) or a grid of generated
+    digits, for each run (the generated samples saved with the run)."""
+    from pathlib import Path
+
+    from minmaxlab.gan.data import grid_modes, ring_modes
+
+    runs = table.drop_duplicates("run_id")
+    runs = runs.head(6)
+    folder = Path(folder)
+    digits = "dataset" in runs and (runs["dataset"] == "digits").any()
+    snaps_per_run = []
+    for _, r in runs.iterrows():
+        npz = folder / "runs" / f"{r['run_id']}.npz"
+        if not npz.exists():
+            continue
+        data = np.load(npz)
+        keys = sorted(data.files, key=lambda k: int(k.split("_")[1]))
+        snaps_per_run.append((r, [(int(k.split("_")[1]), data[k]) for k in keys]))
+    if not snaps_per_run:
+        return None
+    if digits:
+        r, snaps = snaps_per_run[0]
+        it, S = snaps[-1]
+        n = min(64, len(S))
+        with plt.rc_context(STYLE):
+            fig, axes = plt.subplots(8, 8, figsize=(4.6, 4.8))
+        for k, ax in enumerate(axes.ravel()):
+            ax.axis("off")
+            if k < n:
+                ax.imshow(S[k].reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)
+        fig.suptitle(f"GAN digits: {r['label']} ({r['topology']}), iteration {it}", fontsize=8)
+        return fig
+    from minmaxlab.gan.data import swiss_roll
+
+    cols = min(4, max(len(s) for _, s in snaps_per_run))
+    rows_n = len(snaps_per_run)
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(rows_n, cols + 1, figsize=(2.0 * (cols + 1), 2.0 * rows_n),
+                                 squeeze=False)
+    for i, (r, snaps) in enumerate(snaps_per_run):
+        pick = np.unique(np.linspace(0, len(snaps) - 1, cols).round().astype(int))
+        ds = r.get("dataset", "8gaussians")
+        if ds == "swissroll":
+            modes = swiss_roll(400, np.random.default_rng(0))[0]
+        else:
+            modes = ring_modes(8) if ds == "8gaussians" else grid_modes()
+        # metric curves in the last column
+        g = table[table["run_id"] == r["run_id"]].sort_values("iteration")
+        axc = axes[i, cols]
+        for col, lab in (("high_quality", "high quality"), ("modes", "modes / n"),
+                         ("data_to_sample", "data->sample")):
+            if col in g:
+                y = g[col] / g["n_modes"] if col == "modes" else g[col]
+                axc.plot(g["iteration"], y, "o-", ms=2, label=lab)
+        axc.set_ylim(bottom=0)
+        axc.set_title("metrics vs iteration", fontsize=7)
+        axc.tick_params(labelsize=6)
+        axc.legend(frameon=False, fontsize=5.5)
+        for j, idx in enumerate(pick):
+            ax = axes[i, j]
+            it, S = snaps[idx]
+            ax.scatter(S[:, 0], S[:, 1], s=1, alpha=0.4, color=COLORS[0])
+            if ds == "swissroll":
+                ax.scatter(modes[:, 0], modes[:, 1], s=1, color=COLORS[3], alpha=0.3)
+            else:
+                ax.scatter(modes[:, 0], modes[:, 1], s=12, marker="x", color=COLORS[3])
+            lim = np.abs(modes).max() * 1.4
+            ax.set_xlim(-lim, lim)
+            ax.set_ylim(-lim, lim)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"it {it}", fontsize=7)
+            if j == 0:
+                lab = r["label"].split("[")[0]
+                lab += f" t={r['rounds']}" if r["rounds"] else ""
+                ax.set_ylabel(f"{lab}\n{r['topology']} {r.get('split', '')}", fontsize=6.5)
+    with plt.rc_context(STYLE):
+        fig.suptitle("GAN samples (blue) over the true modes (x), network-average generator",
+                     fontsize=8)
+        fig.tight_layout()
+    return fig
+
+
 FIGURES = {
     "mean_dynamics": fig_mean_dynamics,
     "consensus": fig_consensus,
@@ -237,9 +321,11 @@ FIGURES = {
 }
 
 
-def figure_for(analysis: str, pts: pd.DataFrame, table: pd.DataFrame | None = None):
+def figure_for(analysis: str, pts: pd.DataFrame, table: pd.DataFrame | None = None, folder=None):
     if analysis == "non_convergence":
         return fig_boundary(table)
+    if analysis == "gan":
+        return fig_gan(table, folder) if table is not None and folder is not None else None
     fn = FIGURES.get(analysis)
     return None if fn is None else fn(pts)
 

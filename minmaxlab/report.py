@@ -15,7 +15,7 @@ import pandas as pd
 from minmaxlab.errors import ConfigError
 from minmaxlab.meta import provenance
 
-CLAIM_ORDER = ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "wallclock"]
+CLAIM_ORDER = ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "wallclock", "GAN"]
 
 
 def studies_dir() -> Path:
@@ -115,6 +115,8 @@ def verify(quick: bool = True, out: str | Path = "report", jobs: int | None = No
     all_rows, titles, figures = [], {}, []
     for f in files:
         study = load_study(f, quick=quick)
+        if study.raw.get("verify", True) is False and not only:
+            continue
         res = run_study(study, out=out / "results", jobs=jobs, progress=progress)
         echo(f"  {study.name:<34} {res.computed:>4} runs ({res.skipped} reused) "
              f"{res.elapsed:6.1f} s")
@@ -183,9 +185,9 @@ def draw_study_figures(folder: Path, fig_dir: Path) -> list[dict]:
         key = f"{c['claim']}_{c['analysis']}" if len(claims) > 1 else c["claim"]
         pts_path = folder / f"points_{key}.csv"
         pts = pd.read_csv(pts_path) if pts_path.exists() else None
-        if pts is None and c["analysis"] != "non_convergence":
+        if pts is None and c["analysis"] not in ("non_convergence", "gan"):
             continue
-        fig = figure_for(c["analysis"], pts, table)
+        fig = figure_for(c["analysis"], pts, table, folder)
         if fig is None:
             continue
         stem = fig_dir / f"{c['claim']}_{study['name']}"

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from minmaxlab.algorithms import OSG, Algorithm
 from minmaxlab.algorithms import _kernels as K
@@ -20,7 +21,7 @@ from minmaxlab.errors import AlgorithmError, MinmaxlabError
 from minmaxlab.meta import provenance
 from minmaxlab.problems.base import Problem
 
-_USER_KERNELS: dict[int, object] = {}
+_USER_KERNELS: dict[tuple[int, int], object] = {}
 _NOISE_IDS = {"none": K.NOISE_NONE, "gaussian": K.NOISE_GAUSSIAN, "finite_sum": K.NOISE_FINITE_SUM,
               "sampled": K.NOISE_SAMPLED}
 DEFAULT_RECORDS = 60
@@ -64,8 +65,11 @@ def record_points(iterations: int, record=None) -> np.ndarray:
 
 
 def default_start(problem: Problem) -> np.ndarray:
-    """The default z0: a fixed point in the middle half of the problem's box (same for every seed,
-    so that seeds vary only the noise)."""
+    """The default z0: the problem's own initial point if it has one (a GAN's initialization),
+    else a fixed point in the middle half of its box (same for every seed, so that seeds vary
+    only the noise)."""
+    if hasattr(problem, "initial_point"):
+        return problem.initial_point(0)
     lo, hi = problem.box
     u = np.random.default_rng(20200707).random(problem.dim)
     return (lo + hi) / 2 + 0.5 * (u - 0.5) * (hi - lo)
@@ -120,18 +124,40 @@ def _topology_arrays(topology, workers):
     return indptr, indices, weights, avg_degree, rho
 
 
-def run(problem: Problem, topology, algorithm: Algorithm, iterations: int, seed: int = 0,
-        z0=None, record=None, every_iteration: bool = True, blowup: float = 1e10,
-        record_iterates: bool = False) -> Trace:
-    """Simulate ``algorithm`` on ``problem`` over ``topology`` for ``iterations`` iterations.
+BACKENDS = ("simulator", "mpi")
 
-    ``record``: when to record metrics (see :func:`record_points`). ``every_iteration``: evaluate the
-    stationarity measures at every iteration so that their running averages and minima are exact
-    (otherwise they run over the recorded iterations only). A run whose iterates become non-finite or
-    exceed ``blowup`` in absolute value stops with status "diverged"; its last row (status
-    "diverged") holds NaN metrics at that iteration. ``record_iterates`` adds the coordinates of
-    the network average zbar at each recorded iteration (columns ``zbar_0``, ``zbar_1``, ...).
-    """
+
+@dataclass
+class _Setup:
+    """A validated run, ready for a backend: every array the kernels read, for all M workers."""
+
+    M: int
+    d: int
+    iterations: int
+    indptr: np.ndarray
+    indices: np.ndarray
+    weights: np.ndarray
+    avg_degree: float
+    rounds: np.ndarray
+    X: np.ndarray
+    eta: np.ndarray
+    adam: tuple[float, float, float]
+    noise_kind: int
+    noise_scale: float
+    batch: int
+    shifts: np.ndarray
+    proj_kind: np.ndarray
+    proj_a: np.ndarray
+    proj_b: np.ndarray
+    record: np.ndarray
+    solution: np.ndarray
+    has_solution: bool
+    mean_loop: bool
+    kernel_data: tuple
+
+
+def _prepare(problem: Problem, topology, algorithm: Algorithm, iterations, z0, record) -> _Setup:
+    """Validate a run's inputs (clear errors naming the field) and build the kernels' arrays."""
     if not isinstance(problem, Problem):
         raise MinmaxlabError(f"run: problem must be a minmaxlab Problem, got {type(problem).__name__}")
     if not isinstance(algorithm, Algorithm):
@@ -160,49 +186,43 @@ def run(problem: Problem, topology, algorithm: Algorithm, iterations: int, seed:
         raise MinmaxlabError(f"run: z0 must have shape ({d},) or ({M}, {d}), got {z0.shape}")
     if not np.all(np.isfinite(X)):
         raise MinmaxlabError("run: z0 must be finite")
-    X = np.ascontiguousarray(X)
-    Z = X.copy()
-    G = np.zeros((M, d))
-    Mom = np.zeros((M, d))
-    Vel = np.zeros((M, d))
-    Dprev = np.zeros((M, d))
-    state = worker_streams(seed, M)
 
     noise = problem.noise
-    noise_kind = _NOISE_IDS[noise.kind]
-    noise_scale = noise.sigma / np.sqrt(d * noise.batch) if noise.kind == "gaussian" else 0.0
-    shifts = noise.shifts if noise.kind == "finite_sum" else np.zeros((1, 1, 1))
     proj_kind, proj_a, proj_b = encode_pair(problem.constraints)
-    b1, b2, aeps = algorithm.adam()
-    eta = algorithm.eta_vector(d, problem.dim_u)
-    rec = record_points(iterations, record)
-    out = np.full((rec.shape[0] + 1, K.NCOL), np.nan)
-    traj = np.full((rec.shape[0] + 1 if record_iterates else 0, d), np.nan)
-    sol = problem.solution if problem.solution is not None else np.zeros(d)
-
-    if problem.user_operator is not None:
-        key = id(problem.user_operator)
-        if key not in _USER_KERNELS:
-            _USER_KERNELS[key] = K.user_kernels(problem.user_operator)
-        simulate = _USER_KERNELS[key]._simulate
-        mean_loop = True
-    else:
-        simulate = K._simulate
-        mean_loop = False
-    fid, P, A, S = problem.kernel_data
-    start = time.perf_counter()
-    status, k_last, rows = simulate(
-        algorithm.alg_id, fid, P, A, S, problem._A_mean, problem._S_mean, mean_loop,
-        noise_kind, noise_scale, noise.batch, np.ascontiguousarray(shifts),
-        indptr, indices, weights, avg_degree, rounds,
-        eta, b1, b2, aeps,
-        np.asarray(proj_kind, dtype=np.int64), np.asarray(proj_a, dtype=np.float64),
-        np.asarray(proj_b, dtype=np.float64), problem.dim_u,
-        X, Z, G, Mom, Vel, Dprev, state,
-        np.ascontiguousarray(sol, dtype=np.float64), problem.solution is not None, rec, out,
-        float(blowup), bool(every_iteration), traj,
+    return _Setup(
+        M=M, d=d, iterations=iterations, indptr=indptr, indices=indices, weights=weights,
+        avg_degree=avg_degree, rounds=rounds, X=np.ascontiguousarray(X),
+        eta=algorithm.eta_vector(d, problem.dim_u), adam=algorithm.adam(),
+        noise_kind=_NOISE_IDS[noise.kind],
+        noise_scale=noise.sigma / np.sqrt(d * noise.batch) if noise.kind == "gaussian" else 0.0,
+        batch=noise.batch,
+        shifts=np.ascontiguousarray(noise.shifts if noise.kind == "finite_sum" else np.zeros((1, 1, 1))),
+        proj_kind=np.asarray(proj_kind, dtype=np.int64), proj_a=np.asarray(proj_a, dtype=np.float64),
+        proj_b=np.asarray(proj_b, dtype=np.float64),
+        record=record_points(iterations, record),
+        solution=np.ascontiguousarray(problem.solution if problem.solution is not None else np.zeros(d),
+                                      dtype=np.float64),
+        has_solution=problem.solution is not None,
+        mean_loop=problem.user_operator is not None,
+        kernel_data=problem.kernel_data,
     )
-    elapsed = time.perf_counter() - start
+
+
+def _kernels_for(problem: Problem, offset: int = 0):
+    """The kernel module, or the kernels compiled for the problem's user operator (cached per
+    operator and row offset)."""
+    if problem.user_operator is None:
+        return K
+    key = (id(problem.user_operator), int(offset))
+    if key not in _USER_KERNELS:
+        _USER_KERNELS[key] = K.user_kernels(problem.user_operator, offset=offset)
+    return _USER_KERNELS[key]
+
+
+def _make_trace(problem, topology, algorithm, setup: _Setup, out, traj, rows, status, k_last, X, Z,
+                seed, every_iteration, record_iterates, elapsed, extra_columns=None,
+                extra_spec=None) -> Trace:
+    """The Trace of a finished run from the kernels' record arrays (shared by the backends)."""
     diverged = status == K.STATUS_DIVERGED
     if diverged:
         out[rows, :] = np.nan
@@ -212,16 +232,19 @@ def run(problem: Problem, topology, algorithm: Algorithm, iterations: int, seed:
     if problem.solution is None:
         del cols["dist_to_solution"]
     if record_iterates:
-        for c in range(d):
+        for c in range(setup.d):
             cols[f"zbar_{c}"] = traj[:rows, c].copy()
+    for name, values in (extra_columns or {}).items():
+        cols[name] = np.asarray(values[:rows], dtype=np.float64)
     spec = {
         "problem": problem.spec(),
         "topology": _topology_spec(topology),
         "algorithm": algorithm.spec(),
         "label": algorithm.label,
-        "iterations": iterations,
+        "iterations": setup.iterations,
         "seed": int(seed),
         "every_iteration": bool(every_iteration),
+        **(extra_spec or {}),
         **provenance(),
     }
     return Trace(
@@ -235,6 +258,64 @@ def run(problem: Problem, topology, algorithm: Algorithm, iterations: int, seed:
         spec=spec,
         elapsed=elapsed,
     )
+
+
+def run(problem: Problem, topology, algorithm: Algorithm, iterations: int, seed: int = 0,
+        z0=None, record=None, every_iteration: bool | None = None, blowup: float = 1e10,
+        record_iterates: bool = False, backend: str = "simulator") -> Trace | None:
+    """Run ``algorithm`` on ``problem`` over ``topology`` for ``iterations`` iterations.
+
+    ``record``: when to record metrics (see :func:`record_points`). ``every_iteration``: evaluate the
+    stationarity measures at every iteration so that their running averages and minima are exact
+    (otherwise they run over the recorded iterations only); default True for the simulator and
+    False for the MPI backend. A run whose iterates become non-finite or exceed ``blowup`` in
+    absolute value stops with status "diverged"; its last row (status "diverged") holds NaN
+    metrics at that iteration. ``record_iterates`` adds the coordinates of the network average
+    zbar at each recorded iteration (columns ``zbar_0``, ``zbar_1``, ...).
+
+    ``backend``: ``"simulator"`` (all workers in this process, one compiled call) or ``"mpi"``
+    (one MPI rank per block of workers, see :func:`minmaxlab.mpi.run_mpi`: call it on every rank
+    under ``mpiexec``; rank 0 gets the Trace, the other ranks None). Both give the same
+    trajectories.
+    """
+    if backend not in BACKENDS:
+        raise MinmaxlabError(f"run: backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "mpi":
+        from minmaxlab.mpi import run_mpi
+
+        return run_mpi(problem, topology, algorithm, iterations, seed=seed, z0=z0, record=record,
+                       every_iteration=False if every_iteration is None else every_iteration,
+                       blowup=blowup, record_iterates=record_iterates)
+    every_iteration = True if every_iteration is None else bool(every_iteration)
+    s = _prepare(problem, topology, algorithm, iterations, z0, record)
+    M, d = s.M, s.d
+    X = s.X
+    Z = X.copy()
+    G = np.zeros((M, d))
+    Mom = np.zeros((M, d))
+    Vel = np.zeros((M, d))
+    Dprev = np.zeros((M, d))
+    state = worker_streams(seed, M)
+    b1, b2, aeps = s.adam
+    out = np.full((s.record.shape[0] + 1, K.NCOL), np.nan)
+    traj = np.full((s.record.shape[0] + 1 if record_iterates else 0, d), np.nan)
+    fid, P, A, S = s.kernel_data
+    simulate = _kernels_for(problem)._simulate
+    start = time.perf_counter()
+    with threadpool_limits(limits=1):  # the kernels' BLAS products are small: no thread pool
+        status, k_last, rows = simulate(
+            algorithm.alg_id, fid, P, A, S, problem._A_mean, problem._S_mean, s.mean_loop,
+            s.noise_kind, s.noise_scale, s.batch, s.shifts,
+            s.indptr, s.indices, s.weights, s.avg_degree, s.rounds,
+            s.eta, b1, b2, aeps,
+            s.proj_kind, s.proj_a, s.proj_b, problem.dim_u,
+            X, Z, G, Mom, Vel, Dprev, state,
+            s.solution, s.has_solution, s.record, out,
+            float(blowup), every_iteration, traj,
+        )
+    elapsed = time.perf_counter() - start
+    return _make_trace(problem, topology, algorithm, s, out, traj, rows, status, k_last, X, Z, seed,
+                       every_iteration, record_iterates, elapsed)
 
 
 def _topology_spec(topology) -> dict:

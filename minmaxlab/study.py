@@ -33,10 +33,10 @@ from minmaxlab.config import _atomic_write
 from minmaxlab.errors import ConfigError
 from minmaxlab.meta import provenance
 
-TOP_KEYS = {"name", "title", "description", "experiment", "grid", "quick", "claims"}
+TOP_KEYS = {"name", "title", "description", "experiment", "grid", "quick", "claims", "verify"}
 GRID_KEYS = {"problems", "workers", "topologies", "algorithms", "seeds", "iterations", "record",
              "every_iteration", "record_iterates"}
-EXPERIMENTS = ("trajectory", "mean_dynamics", "limits")
+EXPERIMENTS = ("trajectory", "mean_dynamics", "limits", "gan")
 NO_EXPAND = {"matrix", "window", "box", "z0"}
 DEFAULT_RESULTS = "results"
 
@@ -287,6 +287,15 @@ def _run_and_save(cell: dict, runs_dir: str) -> tuple[str, str]:
     df, meta = execute(cell)
     path = Path(runs_dir) / f"{cell['run_id']}.csv"
     meta_path = Path(runs_dir) / f"{cell['run_id']}.json"
+    arrays = meta.pop("arrays", None)
+    if arrays:  # e.g. generated samples of a GAN run
+        npz = Path(runs_dir) / f"{cell['run_id']}.npz"
+
+        def save_npz(tmp):
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, **arrays)
+
+        _atomic_write(npz, save_npz)
 
     def dump(tmp):
         with open(tmp, "w") as fh:

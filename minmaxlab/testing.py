@@ -71,9 +71,9 @@ _SMALL = {
 def problems(draw, families=None, min_workers: int = 1, max_workers: int = 6,
              heterogeneity: bool = True):
     """A small library problem (dim <= 8) with random workers, heterogeneity and seed."""
-    from minmaxlab.problems import FAMILIES
+    from minmaxlab.problems import CERTIFIED, FAMILIES
 
-    names = sorted(FAMILIES) if families is None else list(families)
+    names = sorted(CERTIFIED) if families is None else list(families)
     family = draw(st.sampled_from(names))
     params = {k: draw(st.sampled_from(v)) for k, v in _SMALL.get(family, {}).items()}
     if heterogeneity:

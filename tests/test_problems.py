@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 import minmaxlab as mml
 from minmaxlab.errors import ConfigError, ProblemError
 from minmaxlab.problems import (
+    CERTIFIED,
     FAMILIES,
     BilinearGame,
     CovarianceWGAN,
@@ -57,10 +58,10 @@ def all_instances():
 
 def test_at_least_twelve_instances(all_instances):
     assert len(all_instances) >= 12
-    assert {p.family for p in all_instances.values()} == set(FAMILIES)
+    assert {p.family for p in all_instances.values()} >= set(CERTIFIED)
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("family", sorted(CERTIFIED))
 @pytest.mark.parametrize("h", [0.0, 0.7])
 def test_certified_constants(family, h):
     prob = FAMILIES[family](workers=5, heterogeneity=h, seed=3)
@@ -189,7 +190,7 @@ def test_polar_operator_formula():
     assert np.allclose(prob.F([u, v]), [p(u, v) - v, p(v, u) + u], atol=1e-14)
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("family", sorted(CERTIFIED))
 def test_heterogeneity(family):
     z = FAMILIES[family](workers=1).sample_box(np.random.default_rng(0), 5)
     extra = {"samples": 0} if family == "covariance_wgan" else {}  # finite data differ by worker

@@ -1,4 +1,5 @@
-"""Algorithms as small frozen specs. The arithmetic lives once, in ``_kernels._simulate``.
+"""Algorithms as small frozen specs. The arithmetic lives once, in the numba phase kernels of
+``_kernels`` (one plan of phases per algorithm), shared by the simulator and the MPI backend.
 
 Notation: M workers, worker i holds x_i, z_i and its last stochastic gradient g_i; W^t is t rounds
 of gossip with the mixing matrix (assumption A4); eta may differ per player, eta = (eta_u, eta_v).

@@ -1,8 +1,14 @@
 """Private numba kernels: the update arithmetic of every algorithm, gossip, oracle, noise, metrics.
 
 Arrays and scalars only; no allocation in the iteration loop beyond the work arrays passed in; no
-printing; no global state. One kernel, ``_simulate``, runs a whole trajectory and records metrics at
-given iterations, so a run costs one call from Python.
+printing; no global state. The arithmetic is split into small phase kernels (the local step
+``_local_step``, the optimistic Adam step ``_adam_step``, the projections ``_project_rows``, the
+oracle ``_oracle_all``, gossip rounds ``_gossip`` / ``_mix_block``, exact averaging
+``_average_rows``, the metrics ``_stationarity_partial`` / ``_stationarity_finish`` /
+``_record_row``), and each algorithm is a plan: the sequence of phases of one iteration
+(``PLANS``). Two drivers run the plans: ``_simulate`` runs a whole trajectory of all workers in one
+compiled call (so a run costs one call from Python), and the MPI backend (``minmaxlab.mpi``) runs
+each rank's block of workers through ``_local_ops`` and communicates in between.
 
 Operators are reached through ``_rows``, which is the library's ``_library_rows`` (F at a batch of
 rows in one call). For user-defined operators, :func:`user_kernels` re-compiles the functions of
@@ -51,7 +57,7 @@ STATUS_OK = 0
 STATUS_DIVERGED = 1
 
 _rows = _library_rows  # the operator every kernel calls; user_kernels() rebinds it
-_NO_STATE = np.zeros(1, dtype=np.uint64)  # exact evaluations draw nothing
+
 
 
 @njit(cache=True)
@@ -91,7 +97,7 @@ def _mean_rows(Z, O, tmp, fid, P, Abar, Sbar, mean_loop, M):
             for c in range(d):
                 O[r, c] = 0.0
         for j in range(M):
-            _rows(fid, Z, tmp, P, Abar, Sbar, j, _NO_STATE, 0)
+            _rows(fid, Z, tmp, P, Abar, Sbar, j, np.zeros(1, dtype=np.uint64), 0)
             for r in range(n):
                 for c in range(d):
                     O[r, c] += tmp[r, c]
@@ -99,7 +105,7 @@ def _mean_rows(Z, O, tmp, fid, P, Abar, Sbar, mean_loop, M):
             for c in range(d):
                 O[r, c] /= M
     else:
-        _rows(fid, Z, O, P, Abar, Sbar, 0, _NO_STATE, 0)
+        _rows(fid, Z, O, P, Abar, Sbar, 0, np.zeros(1, dtype=np.uint64), 0)
 
 
 # ---------------------------------------------------------------- projections / proximal maps
@@ -159,10 +165,153 @@ def _project_rows(Y, proj_kind, proj_a, proj_b, eta, dim_u, work):
         _project_segment(proj_kind[1], proj_a[1], proj_b[1], eta[d - 1], Y[i], dim_u, d, work)
 
 
+# ---------------------------------------------------------------- local steps
+@njit(cache=True)
+def _local_step(Yf, Xf, Gf, etaf):
+    """Y = X - eta * G entrywise, on the flat views (one long loop instead of M short ones; Yf may
+    be Xf). ``etaf`` holds the step size of every entry (eta of its coordinate, for every row)."""
+    for q in range(etaf.shape[0]):
+        Yf[q] = Xf[q] - etaf[q] * Gf[q]
+
+
+@njit(cache=True)
+def _copy_rows(Yf, Xf):
+    """Y = X entrywise, on the flat views."""
+    for q in range(Xf.shape[0]):
+        Yf[q] = Xf[q]
+
+
+@njit(cache=True)
+def _adam_step(X, G, Mom, Vel, Dprev, eta, beta1, beta2, adam_eps, k):
+    """Optimistic Adam at iteration k >= 1, row by row: D_k = mhat_k / (sqrt(vhat_k) + eps);
+    X <- X - 2 eta D_k + eta D_{k-1}. The moments (Mom, Vel) and D_{k-1} (Dprev) are per row."""
+    bc1 = 1.0 - beta1**k
+    bc2 = 1.0 - beta2**k
+    M, d = X.shape
+    for i in range(M):
+        for c in range(d):
+            g = G[i, c]
+            Mom[i, c] = beta1 * Mom[i, c] + (1.0 - beta1) * g
+            Vel[i, c] = beta2 * Vel[i, c] + (1.0 - beta2) * g * g
+            Dk = (Mom[i, c] / bc1) / (np.sqrt(Vel[i, c] / bc2) + adam_eps)
+            X[i, c] = X[i, c] - 2.0 * eta[c] * Dk + eta[c] * Dprev[i, c]
+            Dprev[i, c] = Dk
+
+
+# ---------------------------------------------------------------- the algorithms as plans
+# An algorithm's iteration is a plan: a sequence of local phases and communications. PLANS[alg] is
+# the one definition of algorithm ``alg``; the simulator (``_simulate``: all workers in one block,
+# communication by ``_gossip`` and ``_average_rows``) and the MPI backend (``_local_ops`` on each
+# rank's block, communication by MPI) run the same plan through the same phase kernels.
+OP_END = 0  # end of the plan
+OP_STEP_Z = 1  # Z = proj(X - eta G)                       (local)
+OP_STEP_X = 2  # X = proj(X - eta G)                       (local)
+OP_ORACLE_Z = 3  # G = g(Z), one mini-batch oracle call    (local)
+OP_ORACLE_X = 4  # G = g(X)                                (local)
+OP_ADAM_X = 5  # X = proj(X - 2 eta D_k + eta D_{k-1})     (local, optimistic Adam)
+OP_COPY_Z = 6  # Z = X                                     (local)
+OP_GOSSIP_Z = 7  # Z = W^t Z: t gossip rounds              (communication)
+OP_GOSSIP_X = 8  # X = W^t X                               (communication)
+OP_AVERAGE_G = 9  # every row of G = the mean row          (communication: all-reduce)
+OP_NAMES = ("end", "step_z", "step_x", "oracle_z", "oracle_x", "adam_x", "copy_z", "gossip_z",
+            "gossip_x", "average_g")
+
+_PLAN_TABLE = {
+    # Z = W^t (X - eta G_prev); G = g(Z); X = W^t (X - eta G)
+    ALG_DPOSG: (OP_STEP_Z, OP_GOSSIP_Z, OP_ORACLE_Z, OP_STEP_X, OP_GOSSIP_X),
+    # B = W^t X; Z = B - eta G_prev; G = g(Z); X = B - eta G
+    ALG_DPOSG_SINGLE: (OP_GOSSIP_X, OP_STEP_Z, OP_ORACLE_Z, OP_STEP_X),
+    # one shared copy (all rows equal): z = x - eta gbar_prev; gbar = mean_i g_i(z); x = x - eta gbar
+    ALG_CPOSG: (OP_STEP_Z, OP_ORACLE_Z, OP_AVERAGE_G, OP_STEP_X),
+    # X = W^t (X - eta g(X)); Z = X
+    ALG_DSGDA: (OP_ORACLE_X, OP_STEP_X, OP_GOSSIP_X, OP_COPY_Z),
+    # Z = W^t (X - eta g(X)); X = W^t (X - eta g(Z))
+    ALG_DEG: (OP_ORACLE_X, OP_STEP_Z, OP_GOSSIP_Z, OP_ORACLE_Z, OP_STEP_X, OP_GOSSIP_X),
+    # optimistic Adam at Z = X, then gossip of the parameters (the moments stay local)
+    ALG_DPOADAM: (OP_ORACLE_X, OP_ADAM_X, OP_GOSSIP_X, OP_COPY_Z),
+    # the gradients are averaged exactly, then one shared optimistic Adam step
+    ALG_CPOADAM: (OP_ORACLE_X, OP_AVERAGE_G, OP_ADAM_X, OP_COPY_Z),
+}
+# iteration 0 (initialization): one oracle call at z0 for the optimistic methods
+_INIT_TABLE = {ALG_DPOSG: (OP_ORACLE_Z,), ALG_DPOSG_SINGLE: (OP_ORACLE_Z,),
+               ALG_CPOSG: (OP_ORACLE_Z, OP_AVERAGE_G)}
+
+
+def _plan_array(table):
+    out = np.zeros((len(_PLAN_TABLE), 1 + max(len(p) for p in _PLAN_TABLE.values())), dtype=np.int64)
+    for alg, ops in table.items():
+        out[alg, : len(ops)] = ops
+    return out
+
+
+PLANS = _plan_array(_PLAN_TABLE)
+INIT_PLANS = _plan_array(_INIT_TABLE)
+
+
+def plan(alg: int, init: bool = False) -> tuple[str, ...]:
+    """The phases of one iteration of algorithm ``alg`` (of the initialization with init=True)."""
+    row = (INIT_PLANS if init else PLANS)[alg]
+    return tuple(OP_NAMES[op] for op in row if op != OP_END)
+
+
+@njit(cache=True)
+def _local_ops(ops, p, k, X, Z, G, Xf, Zf, Gf, Mom, Vel, Dprev, etaf, eta, adam,
+               fid, P, A, S, noise_kind, noise_scale, batch, shifts, state,
+               proj_kind, proj_a, proj_b, dim_u, work):
+    """Run the local phases ops[p], ops[p + 1], ... of iteration k on a block of workers (the rows
+    of X, Z, G, ...; A, S, shifts and state hold the same workers' data; Xf, Zf, Gf are flat
+    views of X, Z, G; adam = (beta1, beta2, eps)), in place, up to the first communication or the
+    end of the plan. Returns the index of that operation (ops[index] is OP_END at the end).
+
+    The MPI backend calls this between its communications. ``_simulate`` runs the same phase
+    kernels in the same dispatch inline (a call per segment would cost measurable time on small
+    problems)."""
+    while True:
+        op = ops[p]
+        if op == OP_STEP_Z:
+            _local_step(Zf, Xf, Gf, etaf)
+            _project_rows(Z, proj_kind, proj_a, proj_b, eta, dim_u, work)
+        elif op == OP_STEP_X:
+            _local_step(Xf, Xf, Gf, etaf)
+            _project_rows(X, proj_kind, proj_a, proj_b, eta, dim_u, work)
+        elif op == OP_ORACLE_Z:
+            _oracle_all(Z, G, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state)
+        elif op == OP_ORACLE_X:
+            _oracle_all(X, G, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state)
+        elif op == OP_ADAM_X:
+            _adam_step(X, G, Mom, Vel, Dprev, eta, adam[0], adam[1], adam[2], k)
+            _project_rows(X, proj_kind, proj_a, proj_b, eta, dim_u, work)
+        elif op == OP_COPY_Z:
+            _copy_rows(Zf, Xf)
+        else:
+            return p
+        p += 1
+
+
+@njit(cache=True)
+def _costs(alg, k, t, d, M, avg_degree):
+    """(oracle calls per worker, floats sent per worker) of iteration k (k = 0: initialization)
+    with t gossip rounds, model size d, M workers and average degree ``avg_degree``."""
+    if k == 0:
+        if alg == ALG_DPOSG or alg == ALG_DPOSG_SINGLE or alg == ALG_CPOSG:
+            return 1.0, 0.0
+        return 0.0, 0.0
+    if alg == ALG_DPOSG:
+        return 1.0, 2.0 * t * d * avg_degree
+    if alg == ALG_CPOSG or alg == ALG_CPOADAM:
+        return 1.0, 2.0 * d * (M - 1) / M
+    if alg == ALG_DEG:
+        return 2.0, 2.0 * t * d * avg_degree
+    return 1.0, 1.0 * t * d * avg_degree  # single exchange, D-SGDA, DPOAdam
+
+
 # ---------------------------------------------------------------- gossip
 @njit(cache=True)
 def _gossip_round(Y, out, m, indptr, indices, weights):
-    M, d = Y.shape
+    """One round with the stacked sparse matrix m: out[i] = sum_k weights[m, k] Y[indices[m, k]]
+    over row i's entries, in their stored order, for every row i of ``out`` (Y may have more rows
+    than ``out``: a block's own rows followed by rows received from other blocks)."""
+    M, d = out.shape
     if d >= 8:  # long rows: contiguous axpy over coordinates (vectorized)
         for i in range(M):
             k0 = indptr[m, i]
@@ -204,6 +353,29 @@ def _gossip(Y, tmp, t, round0, indptr, indices, weights):
 
 
 @njit(cache=True)
+def _pack_rows(Y, rows, buf):
+    """buf[q] = Y[rows[q]]: the rows one block sends to the other blocks in one gossip round."""
+    d = Y.shape[1]
+    for q in range(rows.shape[0]):
+        r = rows[q]
+        for c in range(d):
+            buf[q, c] = Y[r, c]
+
+
+@njit(cache=True)
+def _mix_block(Yext, tmp, m, indptr, indices, weights):
+    """One gossip round of a block: Yext holds the block's own n rows followed by the rows
+    received from other blocks, and row i of the block's sparse matrix m (indptr/indices/weights,
+    n rows, indices into Yext) lists its entries in the order of the full matrix, so that every
+    row is the same sum in the same order as in :func:`_gossip`. Yext[:n] <- the mixed rows."""
+    _gossip_round(Yext, tmp, m, indptr, indices, weights)
+    n, d = tmp.shape
+    for i in range(n):
+        for c in range(d):
+            Yext[i, c] = tmp[i, c]
+
+
+@njit(cache=True)
 def _average_rows(Y):
     """Exact averaging (all-reduce): every row becomes the mean row."""
     M, d = Y.shape
@@ -217,19 +389,36 @@ def _average_rows(Y):
 
 
 # ---------------------------------------------------------------- metrics
-@njit(cache=True)
-def _stationarity(Z, fid, P, Abar, Sbar, mean_loop, FZ, tmpM, zbar, f1, tmp1):
-    """(||(1/M) sum_i F(z_i)||^2, ||F(zbar)||^2). Work arrays: FZ, tmpM (M, d); zbar, f1, tmp1
-    (1, d). On return FZ holds F(z_i) in row i."""
-    M, d = Z.shape
+# (the small metric kernels are inlined: _simulate calls them at every iteration)
+@njit(cache=True, inline="always")
+def _stationarity_partial(Z, fid, P, Abar, Sbar, mean_loop, M, FZ, tmpM, part):
+    """Partial sums over a block of workers (the rows of Z; M = all workers): FZ[i] = F(z_i) with
+    the mean operator F, part[0] = sum_i F(z_i) and part[1] = sum_i z_i, added in row order.
+    Work array: tmpM (shape of Z)."""
+    n, d = Z.shape
     _mean_rows(Z, FZ, tmpM, fid, P, Abar, Sbar, mean_loop, M)
+    for c in range(d):
+        part[0, c] = 0.0
+        part[1, c] = 0.0
+    for i in range(n):
+        for c in range(d):
+            part[0, c] += FZ[i, c]
+            part[1, c] += Z[i, c]
+
+
+@njit(cache=True, inline="always")
+def _stationarity_finish(parts, fid, P, Abar, Sbar, mean_loop, M, zbar, f1, tmp1):
+    """(||(1/M) sum_i F(z_i)||^2, ||F(zbar)||^2) from the partial sums of consecutive blocks of
+    workers (parts[b] from :func:`_stationarity_partial`), added in block order. Work arrays:
+    zbar, f1, tmp1 (1, d)."""
+    B, _, d = parts.shape
     for c in range(d):
         f1[0, c] = 0.0
         zbar[0, c] = 0.0
-    for i in range(M):
+    for b in range(B):
         for c in range(d):
-            f1[0, c] += FZ[i, c]
-            zbar[0, c] += Z[i, c]
+            f1[0, c] += parts[b, 0, c]
+            zbar[0, c] += parts[b, 1, c]
     s_loc = 0.0
     for c in range(d):
         a = f1[0, c] / M
@@ -240,6 +429,27 @@ def _stationarity(Z, fid, P, Abar, Sbar, mean_loop, FZ, tmpM, zbar, f1, tmp1):
     for c in range(d):
         s_avg += f1[0, c] * f1[0, c]
     return s_loc, s_avg
+
+
+@njit(cache=True, inline="always")
+def _stationarity(Z, fid, P, Abar, Sbar, mean_loop, FZ, tmpM, zbar, f1, tmp1, part):
+    """(||(1/M) sum_i F(z_i)||^2, ||F(zbar)||^2) over all M workers (the rows of Z). Work arrays:
+    FZ, tmpM (M, d); zbar, f1, tmp1 (1, d); part (1, 2, d). On return FZ holds F(z_i) in row i."""
+    M = Z.shape[0]
+    _stationarity_partial(Z, fid, P, Abar, Sbar, mean_loop, M, FZ, tmpM, part[0])
+    return _stationarity_finish(part, fid, P, Abar, Sbar, mean_loop, M, zbar, f1, tmp1)
+
+
+@njit(cache=True, inline="always")
+def _accumulate(stats, s_loc, s_avg):
+    """Running sums and minima: stats = (sum_loc, sum_avg, min_loc, min_avg, terms)."""
+    stats[0] += s_loc
+    stats[1] += s_avg
+    if s_loc < stats[2]:
+        stats[2] = s_loc
+    if s_avg < stats[3]:
+        stats[3] = s_avg
+    stats[4] += 1.0
 
 
 @njit(cache=True)
@@ -258,6 +468,46 @@ def _consensus(Y, mean):
             v = Y[i, c] - mean[c]
             s += v * v
     return s / M
+
+
+@njit(cache=True)
+def _record_row(out, row, k, s_loc, s_avg, stats, Z, X, FZ, solution, has_solution, traj, acc,
+                oracle_calls, gossip_rounds, floats):
+    """Write the metric columns COLUMNS of iteration k into out[row] (and zbar into traj[row]
+    when traj has that row), from all M workers' Z and X, FZ[i] = F(z_i) and the running
+    statistics (see :func:`_accumulate`). Work array: acc (d,)."""
+    M, d = Z.shape
+    n_terms = stats[4]
+    out[row, 0] = k
+    out[row, 1] = s_loc
+    out[row, 2] = s_avg
+    out[row, 3] = stats[0] / n_terms if n_terms > 0 else s_loc
+    out[row, 4] = stats[1] / n_terms if n_terms > 0 else s_avg
+    out[row, 5] = stats[2] if n_terms > 0 else s_loc
+    out[row, 6] = stats[3] if n_terms > 0 else s_avg
+    out[row, 7] = _consensus(Z, acc)
+    out[row, 8] = _consensus(X, acc)
+    if has_solution:
+        _consensus(Z, acc)  # acc = zbar
+        s = 0.0
+        for c in range(d):
+            v = acc[c] - solution[c]
+            s += v * v
+        out[row, 9] = s
+    else:
+        out[row, 9] = np.nan
+    if traj.shape[0] > row:
+        _consensus(Z, acc)  # acc = zbar
+        for c in range(d):
+            traj[row, c] = acc[c]
+    out[row, 10] = oracle_calls
+    out[row, 11] = gossip_rounds
+    out[row, 12] = floats
+    sw = 0.0  # (1/M) sum_i ||F(z_i)||^2
+    for i in range(M):
+        for c in range(d):
+            sw += FZ[i, c] * FZ[i, c]
+    out[row, 13] = sw / M
 
 
 @njit(cache=True)
@@ -283,9 +533,12 @@ def _simulate(alg, fid, P, A, S, Abar, Sbar, mean_loop,
               solution, has_solution, record, out, blowup, every_iteration, traj):
     """Run ``rounds.shape[0]`` iterations of algorithm ``alg`` from the state (X, Z, G, ...), in place.
 
-    Records the metric columns COLUMNS at the iterations listed in ``record`` (sorted; 0 = the
-    initial state) into ``out``, and the network average zbar into ``traj`` when it has a row per
-    record (a (0, d) array records no iterates). Returns (status, last_iteration, rows_written).
+    Every iteration runs the plan ``PLANS[alg]`` (``INIT_PLANS[alg]`` at iteration 0) on all workers
+    as one block: the local phases as in :func:`_local_ops`, gossip by :func:`_gossip` and exact
+    averaging by :func:`_average_rows`. Records the metric
+    columns COLUMNS at the iterations listed in ``record`` (sorted; 0 = the initial state) into
+    ``out``, and the network average zbar into ``traj`` when it has a row per record (a (0, d) array
+    records no iterates). Returns (status, last_iteration, rows_written).
     """
     M, d = X.shape
     K = rounds.shape[0]
@@ -295,9 +548,12 @@ def _simulate(alg, fid, P, A, S, Abar, Sbar, mean_loop,
     zbar = np.empty((1, d))
     f1 = np.empty((1, d))
     tmp1 = np.empty((1, d))
+    part = np.empty((1, 2, d))
     acc = np.empty(d)
     work = np.empty(d)
-    # flat views for the elementwise steps (one long loop instead of M short ones)
+    stats = np.zeros(5)
+    stats[2] = np.inf
+    stats[3] = np.inf
     n = M * d
     Xf = X.reshape(n)
     Zf = Z.reshape(n)
@@ -310,183 +566,83 @@ def _simulate(alg, fid, P, A, S, Abar, Sbar, mean_loop,
     oracle_calls = 0.0
     gossip_rounds = 0
     floats = 0.0
-    sum_loc = 0.0
-    sum_avg = 0.0
-    min_loc = np.inf
-    min_avg = np.inf
-    n_terms = 0
     row = 0
     nrec = record.shape[0]
-
-    # initialization: one oracle call at z0 for the optimistic methods
-    if alg == ALG_DPOSG or alg == ALG_DPOSG_SINGLE or alg == ALG_CPOSG:
-        _oracle_all(Z, G, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state)
-        oracle_calls += 1.0
-        if alg == ALG_CPOSG:
-            _average_rows(G)
-
     status = STATUS_OK
     k_last = 0
     for k in range(0, K + 1):
-        if k > 0:
-            t = rounds[k - 1]
-            if alg == ALG_DPOSG:
-                # Z = W^t (X - eta G_prev); G = g(Z); X = W^t (X - eta G)
-                for q in range(n):
-                    Zf[q] = Xf[q] - etaf[q] * Gf[q]
-                _project_rows(Z, proj_kind, proj_a, proj_b, eta, dim_u, work)
-                gossip_rounds += _gossip(Z, tmpg, t, gossip_rounds, indptr, indices, weights)
-                _oracle_all(Z, G, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state)
-                for q in range(n):
-                    Xf[q] = Xf[q] - etaf[q] * Gf[q]
-                _project_rows(X, proj_kind, proj_a, proj_b, eta, dim_u, work)
-                gossip_rounds += _gossip(X, tmpg, t, gossip_rounds, indptr, indices, weights)
-                oracle_calls += 1.0
-                floats += 2.0 * t * d * avg_degree
-            elif alg == ALG_DPOSG_SINGLE:
-                # B = W^t X; Z = B - eta G_prev; G = g(Z); X = B - eta G
-                gossip_rounds += _gossip(X, tmpg, t, gossip_rounds, indptr, indices, weights)
-                for q in range(n):
-                    Zf[q] = Xf[q] - etaf[q] * Gf[q]
-                _project_rows(Z, proj_kind, proj_a, proj_b, eta, dim_u, work)
-                _oracle_all(Z, G, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state)
-                for q in range(n):
-                    Xf[q] = Xf[q] - etaf[q] * Gf[q]
-                _project_rows(X, proj_kind, proj_a, proj_b, eta, dim_u, work)
-                oracle_calls += 1.0
-                floats += 1.0 * t * d * avg_degree
-            elif alg == ALG_CPOSG:
-                # one shared copy (all rows equal): z = x - eta gbar_prev; gbar = mean g_i(z);
-                # x = x - eta gbar
-                for q in range(n):
-                    Zf[q] = Xf[q] - etaf[q] * Gf[q]
-                _project_rows(Z, proj_kind, proj_a, proj_b, eta, dim_u, work)
-                _oracle_all(Z, G, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state)
-                _average_rows(G)
-                for q in range(n):
-                    Xf[q] = Xf[q] - etaf[q] * Gf[q]
-                _project_rows(X, proj_kind, proj_a, proj_b, eta, dim_u, work)
-                oracle_calls += 1.0
-                floats += 2.0 * d * (M - 1) / M
-            elif alg == ALG_DSGDA:
-                # X = W^t (X - eta g(X))
-                _oracle_all(X, G, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state)
-                for q in range(n):
-                    Xf[q] = Xf[q] - etaf[q] * Gf[q]
-                _project_rows(X, proj_kind, proj_a, proj_b, eta, dim_u, work)
-                gossip_rounds += _gossip(X, tmpg, t, gossip_rounds, indptr, indices, weights)
-                for q in range(n):
-                    Zf[q] = Xf[q]
-                oracle_calls += 1.0
-                floats += 1.0 * t * d * avg_degree
-            elif alg == ALG_DEG:
-                # Z = W^t (X - eta g(X)); X = W^t (X - eta g(Z))
-                _oracle_all(X, G, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state)
-                for q in range(n):
-                    Zf[q] = Xf[q] - etaf[q] * Gf[q]
-                _project_rows(Z, proj_kind, proj_a, proj_b, eta, dim_u, work)
-                gossip_rounds += _gossip(Z, tmpg, t, gossip_rounds, indptr, indices, weights)
-                _oracle_all(Z, G, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state)
-                for q in range(n):
-                    Xf[q] = Xf[q] - etaf[q] * Gf[q]
-                _project_rows(X, proj_kind, proj_a, proj_b, eta, dim_u, work)
-                gossip_rounds += _gossip(X, tmpg, t, gossip_rounds, indptr, indices, weights)
-                oracle_calls += 2.0
-                floats += 2.0 * t * d * avg_degree
-            else:
-                # optimistic Adam at Z = X: D_k = mhat_k / (sqrt(vhat_k) + eps);
-                # X <- X - 2 eta D_k + eta D_{k-1}, then gossip (DPOAdam) or shared (CPOAdam)
-                _oracle_all(X, G, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state)
-                if alg == ALG_CPOADAM:
-                    _average_rows(G)
-                bc1 = 1.0 - beta1**k
-                bc2 = 1.0 - beta2**k
-                for i in range(M):
-                    for c in range(d):
-                        g = G[i, c]
-                        Mom[i, c] = beta1 * Mom[i, c] + (1.0 - beta1) * g
-                        Vel[i, c] = beta2 * Vel[i, c] + (1.0 - beta2) * g * g
-                        Dk = (Mom[i, c] / bc1) / (np.sqrt(Vel[i, c] / bc2) + adam_eps)
-                        X[i, c] = X[i, c] - 2.0 * eta[c] * Dk + eta[c] * Dprev[i, c]
-                        Dprev[i, c] = Dk
-                _project_rows(X, proj_kind, proj_a, proj_b, eta, dim_u, work)
-                if alg == ALG_DPOADAM:
-                    gossip_rounds += _gossip(X, tmpg, t, gossip_rounds, indptr, indices, weights)
-                    floats += 1.0 * t * d * avg_degree
-                else:
-                    floats += 2.0 * d * (M - 1) / M
-                for q in range(n):
-                    Zf[q] = Xf[q]
-                oracle_calls += 1.0
-            # divergence: non-finite or exploding iterates stop the run
-            # (X is updated after Z in every algorithm, so an exploding Z shows up in X)
-            if not _finite_below(X, blowup):
-                status = STATUS_DIVERGED
-                k_last = k
+        t = rounds[k - 1] if k > 0 else 0
+        ops = PLANS[alg] if k > 0 else INIT_PLANS[alg]
+        p = 0
+        while True:  # the plan; the local phases as in _local_ops
+            op = ops[p]
+            if op == OP_END:
                 break
+            if op == OP_STEP_Z:
+                _local_step(Zf, Xf, Gf, etaf)
+                _project_rows(Z, proj_kind, proj_a, proj_b, eta, dim_u, work)
+            elif op == OP_STEP_X:
+                _local_step(Xf, Xf, Gf, etaf)
+                _project_rows(X, proj_kind, proj_a, proj_b, eta, dim_u, work)
+            elif op == OP_ORACLE_Z:
+                _oracle_all(Z, G, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state)
+            elif op == OP_ORACLE_X:
+                _oracle_all(X, G, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state)
+            elif op == OP_ADAM_X:
+                _adam_step(X, G, Mom, Vel, Dprev, eta, beta1, beta2, adam_eps, k)
+                _project_rows(X, proj_kind, proj_a, proj_b, eta, dim_u, work)
+            elif op == OP_COPY_Z:
+                _copy_rows(Zf, Xf)
+            elif op == OP_GOSSIP_Z:
+                gossip_rounds += _gossip(Z, tmpg, t, gossip_rounds, indptr, indices, weights)
+            elif op == OP_GOSSIP_X:
+                gossip_rounds += _gossip(X, tmpg, t, gossip_rounds, indptr, indices, weights)
+            else:  # OP_AVERAGE_G
+                _average_rows(G)
+            p += 1
+        calls, sent = _costs(alg, k, t, d, M, avg_degree)
+        oracle_calls += calls
+        floats += sent
+        # divergence: non-finite or exploding iterates stop the run
+        # (X is updated after Z in every algorithm, so an exploding Z shows up in X)
+        if k > 0 and not _finite_below(X, blowup):
+            status = STATUS_DIVERGED
+            k_last = k
+            break
         k_last = k
         want = row < nrec and record[row] == k
         if every_iteration or want:
-            s_loc, s_avg = _stationarity(Z, fid, P, Abar, Sbar, mean_loop, FZ, tmpM, zbar, f1, tmp1)
+            s_loc, s_avg = _stationarity(Z, fid, P, Abar, Sbar, mean_loop, FZ, tmpM, zbar, f1, tmp1,
+                                         part)
             if k > 0 or not every_iteration:
-                sum_loc += s_loc
-                sum_avg += s_avg
-                n_terms += 1
-                if s_loc < min_loc:
-                    min_loc = s_loc
-                if s_avg < min_avg:
-                    min_avg = s_avg
+                _accumulate(stats, s_loc, s_avg)
             if want:
-                out[row, 0] = k
-                out[row, 1] = s_loc
-                out[row, 2] = s_avg
-                out[row, 3] = sum_loc / n_terms if n_terms > 0 else s_loc
-                out[row, 4] = sum_avg / n_terms if n_terms > 0 else s_avg
-                out[row, 5] = min_loc if n_terms > 0 else s_loc
-                out[row, 6] = min_avg if n_terms > 0 else s_avg
-                out[row, 7] = _consensus(Z, acc)
-                out[row, 8] = _consensus(X, acc)
-                if has_solution:
-                    _consensus(Z, acc)  # acc = zbar
-                    s = 0.0
-                    for c in range(d):
-                        v = acc[c] - solution[c]
-                        s += v * v
-                    out[row, 9] = s
-                else:
-                    out[row, 9] = np.nan
-                if traj.shape[0] > row:
-                    _consensus(Z, acc)  # acc = zbar
-                    for c in range(d):
-                        traj[row, c] = acc[c]
-                out[row, 10] = oracle_calls
-                out[row, 11] = gossip_rounds
-                out[row, 12] = floats
-                sw = 0.0  # (1/M) sum_i ||F(z_i)||^2, FZ from the _stationarity call above
-                for i in range(M):
-                    for c in range(d):
-                        sw += FZ[i, c] * FZ[i, c]
-                out[row, 13] = sw / M
+                _record_row(out, row, k, s_loc, s_avg, stats, Z, X, FZ, solution, has_solution, traj,
+                            acc, oracle_calls, gossip_rounds, floats)
                 row += 1
     return status, k_last, row
 
 
 # ---------------------------------------------------------------- user operators
-_CHAIN = ("_oracle_all", "_mean_rows", "_stationarity", "_simulate")
+_CHAIN = ("_oracle_all", "_mean_rows", "_local_ops", "_stationarity_partial", "_stationarity_finish",
+          "_stationarity", "_simulate")
 
 
-def user_kernels(user_op):
+def user_kernels(user_op, offset: int = 0):
     """Compile the operator-reaching kernels for a user operator ``user_op(i, z, out)``.
 
-    Returns a namespace with ``_simulate`` and ``_oracle_all`` bound to it (no disk cache: the
-    compiled code depends on the user's function).
+    Returns a namespace with the functions of ``_CHAIN`` bound to it (no disk cache: the compiled
+    code depends on the user's function). ``offset``: the global index of the first row when the
+    rows are a block of workers (the MPI backend); F at row r is then worker offset + r's operator.
+    Calls that name their worker (the mean operator) are not shifted.
     """
     g = dict(globals())
+    offset = int(offset)
 
     @njit
     def _user_rows(fid, Z, O, P, A, S, worker, state, batch):
         for r in range(Z.shape[0]):
-            user_op(worker if worker >= 0 else r, Z[r], O[r])
+            user_op(worker if worker >= 0 else offset + r, Z[r], O[r])
 
     g["_rows"] = _user_rows
     ns = types.SimpleNamespace()

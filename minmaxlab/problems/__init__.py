@@ -33,6 +33,12 @@ FAMILIES: dict[str, type[Problem]] = {
     for cls in (BilinearGame, StronglyMonotoneQuadratic, MintyBowl, WeakMVIQuadratic, Forsaken,
                 GlobalForsaken, PolarGame, DiracGAN, CovarianceWGAN)
 }
+# families with certified constants (the GAN, below, declares none)
+CERTIFIED = dict(FAMILIES)
+
+from minmaxlab.gan import GAN  # noqa: E402  (needs the base classes above)
+
+FAMILIES[GAN.family] = GAN
 
 _REQUIRED = ("name", "family", "reference")
 _ALLOWED_TOP = {"name", "family", "description", "reference", "seed", "workers", "params",

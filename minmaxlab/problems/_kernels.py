@@ -18,6 +18,8 @@ printing, no globals other than other kernels.
 import numpy as np
 from numba import njit
 
+from minmaxlab._mlp import _gan_rows
+
 FID_USER = 0
 FID_BILINEAR = 1
 FID_QUADRATIC = 2
@@ -28,8 +30,9 @@ FID_GLOBAL_FORSAKEN = 6
 FID_POLAR = 7
 FID_DIRAC = 8
 FID_COVARIANCE = 9
+FID_GAN = 10
 
-_NO_STATE = np.zeros(1, dtype=np.uint64)
+
 
 G_RATIONAL = 0
 G_LOG = 1
@@ -272,6 +275,8 @@ def _library_rows(fid, Z, O, P, A, S, worker, state, batch):
     elif fid == FID_COVARIANCE:
         for r in range(n):
             _op_covariance(worker if worker >= 0 else r, Z, r, O, r, P, A, S)
+    elif fid == FID_GAN:
+        _gan_rows(Z, O, P, A, S, worker, state, batch)
     else:
         for r in range(n):
             for j in range(O.shape[1]):
@@ -285,11 +290,11 @@ def _library_eval_rows(fid, i, Z, P, A, S):
     M = max(A.shape[0], S.shape[0])
     out = np.zeros((n, d))
     if i >= 0:
-        _library_rows(fid, Z, out, P, A, S, i, _NO_STATE, 0)
+        _library_rows(fid, Z, out, P, A, S, i, np.zeros(1, dtype=np.uint64), 0)
         return out
     tmp = np.empty((n, d))
     for w in range(M):
-        _library_rows(fid, Z, tmp, P, A, S, w, _NO_STATE, 0)
+        _library_rows(fid, Z, tmp, P, A, S, w, np.zeros(1, dtype=np.uint64), 0)
         for r in range(n):
             for j in range(d):
                 out[r, j] += tmp[r, j]
