@@ -23,6 +23,7 @@ from minmaxlab.errors import (
     TopologyError,
 )
 from minmaxlab.problems import FAMILIES, Noise, Problem, certify, problem
+from minmaxlab.problems.data import accuracy
 from minmaxlab.simulate import Trace, run
 from minmaxlab.topology import TimeVarying, Topology, topology
 
@@ -35,5 +36,5 @@ __all__ = [
     "ALGORITHMS", "Algorithm", "AlgorithmError", "Ball", "Box", "CPOAdam", "CPOSG", "ConfigError",
     "DEG", "DPOAdam", "DPOSG", "DSGDA", "FAMILIES", "L1", "MinmaxlabError", "Noise", "OSG",
     "Problem", "ProblemError", "Simplex", "TimeVarying", "Topology", "TopologyError", "Trace",
-    "algorithm", "certify", "problem", "run", "topology", "topology_module", "__version__",
+    "accuracy", "algorithm", "certify", "problem", "run", "topology", "topology_module", "__version__",
 ]

@@ -130,7 +130,41 @@ def exp_gan(cell, prob, topo, alg, seed):
     return df, {"status": tr.status, "arrays": samples}
 
 
+def exp_data(cell, prob, topo, alg, seed):
+    """A run of a data-driven family: the trajectory's metric columns plus, at every recorded
+    iteration, the network average's held-out quality: ``accuracy`` and ``worst_group_loss`` for
+    the classification families, ``test_loss`` (the robust loss of the model on the held-out
+    split, when there is one) for robust regression; and ``objective`` (f at zbar, training data)."""
+    from minmaxlab.problems.data import _GroupLogistic, accuracy
+    from minmaxlab.simulate import run
+
+    tr = run(prob, topo, alg, iterations=cell["iterations"], seed=seed, record=cell["record"],
+             every_iteration=cell["every_iteration"], record_iterates=True,
+             z0=cell["problem"].get("z0"))
+    df = tr.to_frame()
+    zcols = [f"zbar_{c}" for c in range(prob.dim)]
+    Zs = df[zcols].to_numpy(dtype=float)
+    df = df.drop(columns=zcols)
+    rows = []
+    for z in Zs:
+        m = {}
+        if np.all(np.isfinite(z)):
+            m["objective"] = prob.objective(z)
+            if isinstance(prob, _GroupLogistic):
+                m["accuracy"] = accuracy(prob, z)
+                m["worst_group_loss"] = float(np.nanmax(prob.group_losses(z)))
+            else:
+                m["test_loss"] = prob.test_loss(z)
+        rows.append(m)
+    metrics = pd.DataFrame(rows)
+    for col in metrics.columns:
+        df[col] = metrics[col].to_numpy()
+    df["split"] = prob.params.get("split")
+    return df, {"status": tr.status, "diverged_at": tr.diverged_at}
+
+
 EXPERIMENT_FUNCTIONS = {
+    "data": exp_data,
     "gan": exp_gan,
     "trajectory": exp_trajectory,
     "mean_dynamics": exp_mean_dynamics,
@@ -374,6 +408,7 @@ def an_rounds_needed(table, c, study):
         rho = float(g["rho"].iloc[0])
         rows.append({"topology": name, "rho": rho, "gap_inv": 1 / (1 - rho) if rho < 1 else np.inf,
                      "t_needed": float(ok.index.min()) if len(ok) else np.nan,
+                     "t_max": float(med.index.max()),
                      "t_theory": math.ceil(math.log(1 / float(c["eps"])) / math.log(1 / rho))
                      if rho > 0 else 0, "cposg_level": ref})
     res = pd.DataFrame(rows).sort_values("gap_inv")
@@ -495,6 +530,8 @@ def an_gan(table, c, study):
         last = g.sort_values("iteration").iloc[-1]
         ds = str(last.get("dataset", last.get("problem", "gan")))
         split = f", {last['split']}" if "split" in g else ""
+        alg_t = f"{last['algorithm']} t={int(last['rounds'])}" if last["rounds"] else str(last["algorithm"])
+        where = f"{ds}{split.replace(', ', ' ')} {alg_t} {last['topology']}"
         setting_base = f"{ds}{split}, {last['topology']} M={int(last['workers'])}, {last['label']}"
         if "modes" in g:
             n_modes = int(last["n_modes"])
@@ -506,7 +543,7 @@ def an_gan(table, c, study):
                 f"modes >= {c.get('min_modes', n_modes)}/{n_modes}, high quality >= "
                 f"{float(c.get('min_high_quality', 0.8)):.0%}", hq, math.nan, math.nan,
                 "pass" if ok else "fail",
-                f"GAN {ds} {last['algorithm']} {last['topology']}: modes {modes}/{n_modes}, "
+                f"GAN {where}: modes {modes}/{n_modes}, "
                 f"high-quality {hq:.0%}, KL {float(last['kl']):.3f} after {int(last['iteration'])} it."))
         elif "frechet" in g:
             fd = float(last["frechet"])
@@ -514,7 +551,7 @@ def an_gan(table, c, study):
             verdicts.append(rates.Verdict(
                 c["claim"], _setting(study, setting_base), f"Frechet <= {c.get('max_frechet')}", fd,
                 math.nan, math.nan, "pass" if ok else "fail",
-                f"GAN digits {last['algorithm']} {last['topology']}: score {float(last['score']):.2f}, "
+                f"GAN {where}: score {float(last['score']):.2f}, "
                 f"Frechet {fd:.2f}, classes {int(last['classes_covered'])}/10"))
         elif "sample_to_data" in g:
             d1, d2 = float(last["sample_to_data"]), float(last["data_to_sample"])
@@ -522,7 +559,7 @@ def an_gan(table, c, study):
             verdicts.append(rates.Verdict(
                 c["claim"], _setting(study, setting_base), f"both mean distances <= {thr:g}",
                 max(d1, d2), math.nan, math.nan, "pass" if max(d1, d2) <= thr else "fail",
-                f"GAN {ds} {last['algorithm']} {last['topology']}: sample->data {d1:.3f}, "
+                f"GAN {where}: sample->data {d1:.3f}, "
                 f"data->sample {d2:.3f}"))
         pts.append(g)
     return verdicts, pd.concat(pts, ignore_index=True) if pts else pd.DataFrame()

@@ -132,6 +132,11 @@ def cmd_bench(args) -> int:
 
         print(format_gan(bench_gan(quick=args.quick, progress=lambda m: print(m, flush=True))))
         return 0
+    if args.data:
+        from minmaxlab.bench import bench_data, format_data
+
+        print(format_data(bench_data(quick=args.quick, progress=lambda m: print(m, flush=True))))
+        return 0
     names = args.only.split(",") if args.only else ("W1", "W2", "W3")
     rows = bench(names, quick=args.quick, progress=lambda m: print(m, flush=True))
     print()
@@ -241,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", help="comma-separated workloads, e.g. W1,W2")
     p.add_argument("--gan", action="store_true", help="the GAN path: oracle throughput and the "
                                                       "8-Gaussians training goal")
+    p.add_argument("--data", action="store_true", help="robust regression (20 workers, 123 features, "
+                                                       "batch 32): engine vs numpy")
     p.set_defaults(func=cmd_bench)
     return parser
 

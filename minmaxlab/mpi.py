@@ -345,6 +345,7 @@ class _Rank:
                      np.array(setup.adam, dtype=np.float64), fid, P, A, S, setup.noise_kind,
                      setup.noise_scale, setup.batch, shifts, worker_streams(seed, m, offset=self.lo),
                      setup.proj_kind, setup.proj_a, setup.proj_b, problem.dim_u, np.empty(d))
+        self.dim_u = problem.dim_u
         self.mean_args = (fid, setup.kernel_data[1], problem._A_mean, problem._S_mean, setup.mean_loop)
         # the per-iteration reduction (every_iteration): [divergence flag, sum F(z_i), sum z_i]
         self.small = np.zeros(1 + 2 * d)
@@ -359,6 +360,7 @@ class _Rank:
             self.FZ, self.tmpM = np.zeros((M, d)), np.zeros((M, d))
             self.zbar, self.f1, self.tmp1 = np.zeros((1, d)), np.zeros((1, d)), np.zeros((1, d))
             self.part1, self.acc = np.zeros((1, 2, d)), np.zeros(d)
+            self.gmy, self.gmw = np.zeros(d), np.zeros(d)
             self.stats = np.array([0.0, 0.0, np.inf, np.inf, 0.0])
             self.out = np.full((nrec + 1, K.NCOL), np.nan)
             self.traj = np.full((nrec + 1 if record_iterates else 0, d), np.nan)
@@ -451,6 +453,9 @@ class _Rank:
             K._record_row(self.out, self.row, k, s_loc, s_avg, self.stats, self.Zfull, self.Xfull,
                           self.FZ, s.solution, s.has_solution, self.traj, self.acc,
                           self.oracle_calls, self.gossip_rounds, self.floats)
+            self.out[self.row, K.COL_GRADIENT_MAPPING] = K._gradient_mapping(
+                self.zbar, self.f1, s_avg, s.eta, s.proj_kind, s.proj_a, s.proj_b, self.dim_u,
+                self.gmy, self.gmw)
             if k > 0:
                 self.times[self.row] = top[1] / k, top[2] / k
         self.row += 1
@@ -480,6 +485,8 @@ class _Rank:
             K._accumulate(self.stats.copy(), 0.0, 0.0)
             K._record_row(self.out.copy(), 0, 0, 0.0, 0.0, self.stats, self.Zfull, self.Xfull,
                           self.FZ, s.solution, s.has_solution, self.traj.copy(), self.acc, 0.0, 0, 0.0)
+            K._gradient_mapping(self.zbar, self.f1, 0.0, s.eta, s.proj_kind, s.proj_a, s.proj_b,
+                                self.dim_u, self.gmy, self.gmw)
 
     def run(self):
         """The whole run on this rank; rank 0 returns the Trace, the others None."""

@@ -142,14 +142,14 @@ def fig_rounds(pts: pd.DataFrame):
     ax.loglog(p.loc[reached, "gap_inv"], p.loc[reached, "t_needed"], "o-", color=COLORS[0],
               label="measured: smallest t within (1+delta) of CPOSG")
     if (~reached).any():
-        top = np.nanmax(p["t_needed"]) if reached.any() else 1
-        ax.loglog(p.loc[~reached, "gap_inv"], [2 * top] * int((~reached).sum()), "^", color=COLORS[3],
-                  label="not reached within the t grid")
+        tmax = p.loc[~reached, "t_max"] if "t_max" in p else pd.Series([1.0] * int((~reached).sum()))
+        ax.loglog(p.loc[~reached, "gap_inv"], tmax.to_numpy(), "^", color=COLORS[3], ms=8,
+                  label="not reached: t needed > largest t tried")
     th = p[p["t_theory"] > 0]
     ax.loglog(th["gap_inv"], th["t_theory"], "s--", color=COLORS[1], ms=3,
               label="ceil(log(1/eps)/log(1/rho))")
     for _, r in p.iterrows():
-        y = r["t_needed"] if np.isfinite(r["t_needed"]) else 2 * (np.nanmax(p["t_needed"]) or 1)
+        y = r["t_needed"] if np.isfinite(r["t_needed"]) else r.get("t_max", 1.0)
         ax.annotate(r["topology"], (r["gap_inv"], y), textcoords="offset points", xytext=(4, -10),
                     fontsize=7)
     ax.set_xlabel("1 / (1 - rho)")

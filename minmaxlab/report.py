@@ -88,8 +88,11 @@ def format_checks(rows: pd.DataFrame) -> str:
         if np.isfinite(r["ci_low"]) and np.isfinite(r["ci_high"]) and r["ci_low"] != r["ci_high"]:
             m += f" [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
         setting = str(r["setting"]).split(": ", 1)[-1]
+        if r["claim"] == "GAN":  # the reason reads like "GAN 8gaussians dpoadam ring: modes 8/8, ..."
+            setting = str(r["reason"])
         v = r["verdict"] if r["verdict"] == "pass" else str(r["verdict"]).upper()
-        body.append([r["claim"], _short(setting, 58), _short(r["predicted"], 52), m, v])
+        width = 90 if r["claim"] == "GAN" else 58
+        body.append([r["claim"], _short(setting, width), _short(r["predicted"], 52), m, v])
     return _text_table(["claim", "setting", "predicted", "measured", "verdict"], body)
 
 
@@ -212,6 +215,7 @@ def paper(results: str | Path | None = None, out: str | Path | None = None, echo
         raise ConfigError(f"no results folder {results}: run `minmaxlab verify` or "
                           "`minmaxlab study ...` first, or pass --results DIR")
     out = Path(out) if out else root / "paper" / "figures"
+    out.mkdir(parents=True, exist_ok=True)  # studies without claims draw no figure
     folders = sorted(p for p in results.iterdir() if (p / "study.json").exists())
     if not folders:
         raise ConfigError(f"{results} holds no study results (folders with study.json)")

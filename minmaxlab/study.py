@@ -3,7 +3,8 @@
     minmaxlab study studies/rate_vs_iterations.toml [--quick] [--jobs N] [--out DIR]
 
 A study file has a ``name``, a ``title``, an ``experiment`` (``trajectory``: one simulated run per
-cell; ``mean_dynamics`` and ``limits`` for C1 and C7), a ``[grid]`` (problems x workers x
+cell; ``mean_dynamics`` and ``limits`` for C1 and C7; ``gan``; ``data``: a run of a data-driven family
+with held-out accuracy or loss of the network average), a ``[grid]`` (problems x workers x
 topologies x algorithms x seeds, with list values expanded as a product), an optional ``[quick]``
 table overriding grid keys for the quick version, and ``[[claims]]`` entries naming an analysis of
 :mod:`minmaxlab.claims` with its predicted values and tolerances (stated once, here).
@@ -36,7 +37,7 @@ from minmaxlab.meta import provenance
 TOP_KEYS = {"name", "title", "description", "experiment", "grid", "quick", "claims", "verify"}
 GRID_KEYS = {"problems", "workers", "topologies", "algorithms", "seeds", "iterations", "record",
              "every_iteration", "record_iterates"}
-EXPERIMENTS = ("trajectory", "mean_dynamics", "limits", "gan")
+EXPERIMENTS = ("trajectory", "mean_dynamics", "limits", "gan", "data")
 NO_EXPAND = {"matrix", "window", "box", "z0"}
 DEFAULT_RESULTS = "results"
 

@@ -90,6 +90,14 @@ def cases() -> list[dict]:
         _case({"name": "gan", "workers": WORKERS, "params": {"hidden": 6, "latent": 2, "batch": 8,
                                                              "samples": 300}},
               {"name": "complete"}, {"name": "cposg", "eta": 0.01}, iterations=20),
+        # data-driven families: sampled mini-batches, default constraints (l1 + ball, simplex),
+        # the gradient-mapping column; shards of unequal sizes (label split)
+        _case({"name": "robust_regression", "workers": WORKERS,
+               "params": {"samples": 30, "features": 5, "batch": 4, "split": "label"}},
+              {"name": "ring"}, {"name": "dposg_single", "eta": 0.05, "rounds": 1}, iterations=40),
+        _case({"name": "dro_logistic", "workers": WORKERS,
+               "params": {"dataset": "wine", "groups": "label", "batch": 5, "split": "label"}},
+              {"name": "torus"}, {"name": "dposg", "eta": 0.1, "rounds": 2}, iterations=40),
     ]
     return out
 

@@ -49,8 +49,9 @@ COLUMNS = (
     "iteration", "stationarity_local", "stationarity_avg", "avg_stationarity_local",
     "avg_stationarity_avg", "min_stationarity_local", "min_stationarity_avg", "consensus_z",
     "consensus_x", "dist_to_solution", "oracle_calls", "gossip_rounds", "floats_sent_per_worker",
-    "stationarity_workers",
+    "stationarity_workers", "gradient_mapping",
 )
+COL_GRADIENT_MAPPING = 14
 NCOL = len(COLUMNS)
 
 STATUS_OK = 0
@@ -511,6 +512,25 @@ def _record_row(out, row, k, s_loc, s_avg, stats, Z, X, FZ, solution, has_soluti
 
 
 @njit(cache=True)
+def _gradient_mapping(zbar, fbar, s_avg, eta, proj_kind, proj_a, proj_b, dim_u, y, work):
+    """||(zbar - prox(zbar - eta F(zbar))) / eta||^2 with each player's projection or prox (and
+    its step size), from zbar and fbar = F(zbar) (rows of shape (1, d)); s_avg = ||F(zbar)||^2
+    when no player is constrained (the mapping is then F itself). Work arrays: y, work (d,)."""
+    if proj_kind[0] == PROJ_NONE and proj_kind[1] == PROJ_NONE:
+        return s_avg
+    d = y.shape[0]
+    for c in range(d):
+        y[c] = zbar[0, c] - eta[c] * fbar[0, c]
+    _project_segment(proj_kind[0], proj_a[0], proj_b[0], eta[0], y, 0, dim_u, work)
+    _project_segment(proj_kind[1], proj_a[1], proj_b[1], eta[d - 1], y, dim_u, d, work)
+    s = 0.0
+    for c in range(d):
+        v = (zbar[0, c] - y[c]) / eta[c]
+        s += v * v
+    return s
+
+
+@njit(cache=True)
 def _finite_below(Y, bound):
     """True if every entry is finite and at most ``bound`` in absolute value (branch-free scan)."""
     m = 0.0
@@ -551,6 +571,7 @@ def _simulate(alg, fid, P, A, S, Abar, Sbar, mean_loop,
     part = np.empty((1, 2, d))
     acc = np.empty(d)
     work = np.empty(d)
+    gmy = np.empty(d)
     stats = np.zeros(5)
     stats[2] = np.inf
     stats[3] = np.inf
@@ -619,6 +640,8 @@ def _simulate(alg, fid, P, A, S, Abar, Sbar, mean_loop,
             if want:
                 _record_row(out, row, k, s_loc, s_avg, stats, Z, X, FZ, solution, has_solution, traj,
                             acc, oracle_calls, gossip_rounds, floats)
+                out[row, COL_GRADIENT_MAPPING] = _gradient_mapping(
+                    zbar, f1, s_avg, eta, proj_kind, proj_a, proj_b, dim_u, gmy, work)
                 row += 1
     return status, k_last, row
 

@@ -40,6 +40,15 @@ from minmaxlab.gan import GAN  # noqa: E402  (needs the base classes above)
 
 FAMILIES[GAN.family] = GAN
 
+from minmaxlab.problems.data import (  # noqa: E402  (families without certified constants)
+    DRORegression,
+    FairClassification,
+    RobustRegression,
+)
+
+for _cls in (RobustRegression, DRORegression, FairClassification):
+    FAMILIES[_cls.family] = _cls
+
 _REQUIRED = ("name", "family", "reference")
 _ALLOWED_TOP = {"name", "family", "description", "reference", "seed", "workers", "params",
                 "claimed"}
@@ -228,5 +237,5 @@ __all__ = [
     "FAMILIES", "Noise", "Problem", "BilinearGame", "StronglyMonotoneQuadratic", "MintyBowl",
     "WeakMVIQuadratic", "Forsaken", "GlobalForsaken", "PolarGame", "DiracGAN", "CovarianceWGAN",
     "problem", "catalog", "format_catalog", "certify", "load_instance", "instance_files",
-    "family_params", "check_claims",
+    "family_params", "check_claims", "RobustRegression", "DRORegression", "FairClassification",
 ]

@@ -18,6 +18,7 @@ printing, no globals other than other kernels.
 import numpy as np
 from numba import njit
 
+from minmaxlab._datakernels import _group_logistic_rows, _robust_rows
 from minmaxlab._mlp import _gan_rows
 
 FID_USER = 0
@@ -31,6 +32,8 @@ FID_POLAR = 7
 FID_DIRAC = 8
 FID_COVARIANCE = 9
 FID_GAN = 10
+FID_ROBUST_REGRESSION = 11
+FID_GROUP_LOGISTIC = 12  # DRO logistic regression and fair classification
 
 
 
@@ -277,6 +280,10 @@ def _library_rows(fid, Z, O, P, A, S, worker, state, batch):
             _op_covariance(worker if worker >= 0 else r, Z, r, O, r, P, A, S)
     elif fid == FID_GAN:
         _gan_rows(Z, O, P, A, S, worker, state, batch)
+    elif fid == FID_ROBUST_REGRESSION:
+        _robust_rows(Z, O, P, A, S, worker, state, batch)
+    elif fid == FID_GROUP_LOGISTIC:
+        _group_logistic_rows(Z, O, P, A, S, worker, state, batch)
     else:
         for r in range(n):
             for j in range(O.shape[1]):
