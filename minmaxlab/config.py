@@ -35,22 +35,15 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import tomllib
 
-from minmaxlab.errors import ConfigError
+from minmaxlab.errors import ConfigError, read_toml
 
 SECTIONS = {"problem", "topology", "algorithm", "run", "output"}
 
 
 def load_run_config(path: str | Path) -> dict:
     path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            cfg = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"run file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+    cfg = read_toml(path, "run file")
     unknown = sorted(set(cfg) - SECTIONS)
     if unknown:
         raise ConfigError(f"{path}: unknown section(s) {unknown}; sections: {sorted(SECTIONS)}")

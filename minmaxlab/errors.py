@@ -19,3 +19,19 @@ class ConfigError(MinmaxlabError):
 
 class AlgorithmError(MinmaxlabError):
     """An algorithm parameter is invalid (eta <= 0, rounds < 0, unknown variant, ...)."""
+
+
+def read_toml(path, what: str) -> dict:
+    """Parse a TOML file; a missing or malformed file is a ConfigError naming the file."""
+    from pathlib import Path
+
+    import tomllib
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: malformed TOML: {exc}") from None

@@ -28,10 +28,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import tomllib
 
 from minmaxlab.config import _atomic_write
-from minmaxlab.errors import ConfigError
+from minmaxlab.errors import ConfigError, read_toml
 from minmaxlab.meta import provenance
 
 TOP_KEYS = {"name", "title", "description", "experiment", "grid", "quick", "claims", "verify"}
@@ -62,13 +61,7 @@ def _type_error(path, key, want, got):
 def load_study(path: str | Path, quick: bool = False) -> Study:
     """Read and validate a study file; ``quick`` applies its [quick] overrides."""
     path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            raw = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"study file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+    raw = read_toml(path, "study file")
     unknown = sorted(set(raw) - TOP_KEYS)
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(TOP_KEYS)}")

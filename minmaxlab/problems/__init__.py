@@ -15,9 +15,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-import tomllib
 
-from minmaxlab.errors import ConfigError, ProblemError
+from minmaxlab.errors import ConfigError, ProblemError, read_toml
 from minmaxlab.problems.base import Noise, Problem
 from minmaxlab.problems.covariance import CovarianceWGAN
 from minmaxlab.problems.linear import (
@@ -81,13 +80,7 @@ def family_params(family: str) -> list[str]:
 def load_instance(path: str | Path) -> dict:
     """Read and validate one instance file; returns its content as a dict."""
     path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"problem instance file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+    data = read_toml(path, "problem instance file")
     missing = [k for k in _REQUIRED if k not in data]
     if missing:
         raise ConfigError(f"{path}: incomplete problem instance, missing key(s) {missing} "
