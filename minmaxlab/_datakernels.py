@@ -13,9 +13,10 @@ P layouts:
     group logistic:    [p, K, rho, l2, M, counts (M)]        rows: a (p), y in {-1, 1}, group, c
 """
 
-import numpy as np
 from numba import njit
 
+from minmaxlab._mlp import _sig as _sigmoid
+from minmaxlab._mlp import _softplus
 from minmaxlab._rng import _uniform
 
 
@@ -81,21 +82,6 @@ def _robust_rows(Z, O, P, A, S, worker, state, batch):
         for c in range(p):
             o[c] = o[c] * inv - sphi * z[p + c]
             o[p + c] = sphi * z[c] + lam * z[p + c]
-
-
-@njit(cache=True, inline="always")
-def _softplus(m):  # log(1 + e^m), stable
-    if m > 0:
-        return m + np.log1p(np.exp(-m))
-    return np.log1p(np.exp(m))
-
-
-@njit(cache=True, inline="always")
-def _sigmoid(m):
-    if m >= 0:
-        return 1.0 / (1.0 + np.exp(-m))
-    e = np.exp(m)
-    return e / (1.0 + e)
 
 
 @njit(cache=True)

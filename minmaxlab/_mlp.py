@@ -161,7 +161,7 @@ def _backward(params, off, sizes, act_h, act_o, slope, pres, posts, dOut, grad, 
     return G
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _sig(x):
     if x >= 0:
         return 1.0 / (1.0 + np.exp(-x))
@@ -169,7 +169,7 @@ def _sig(x):
     return e / (1.0 + e)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _softplus(x):  # log(1 + e^x), stable
     if x > 0:
         return x + np.log1p(np.exp(-x))

@@ -79,7 +79,6 @@ import numpy as np
 from minmaxlab.algorithms import Algorithm
 from minmaxlab.algorithms import _kernels as K
 from minmaxlab.errors import MinmaxlabError
-from minmaxlab.problems import _kernels as PK
 from minmaxlab.problems.base import Problem
 
 FAIL_ENV = "MINMAXLAB_MPI_FAIL_AT"
@@ -130,11 +129,6 @@ def block_data(problem: Problem, lo: int, hi: int) -> tuple:
     if hook is not None:
         return hook(lo, hi)
     fid, P, A, S = problem.kernel_data
-    if fid == getattr(PK, "FID_GAN", None) and hi - lo < problem.workers:
-        raise MinmaxlabError("mpi backend: the GAN family keeps per-worker sample counts in its "
-                             "parameter vector P, which the default block split does not slice; "
-                             "it needs a kernel_data_block(lo, hi) method to run on more than "
-                             "one rank")
     M = problem.workers
     return fid, P, _split(A, M, lo, hi, "coupling data A"), _split(S, M, lo, hi, "constant terms S")
 

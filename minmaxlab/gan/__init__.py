@@ -28,14 +28,14 @@ from minmaxlab.errors import ProblemError
 from minmaxlab.gan.data import DATASETS, GRID_STD, RING_STD, grid_modes, load, ring_modes
 from minmaxlab.gan.data import split as split_data
 from minmaxlab.problems import _kernels as K
-from minmaxlab.problems.base import Noise, Problem
+from minmaxlab.problems.base import Noise, ShardedProblem
 
 ACTIVATIONS = {"linear": _mlp.ACT_LINEAR, "relu": _mlp.ACT_RELU, "leaky_relu": _mlp.ACT_LEAKY,
                "tanh": _mlp.ACT_TANH, "sigmoid": _mlp.ACT_SIGMOID}
 LOSSES = {"minimax": _mlp.LOSS_MINIMAX, "nonsaturating": _mlp.LOSS_NONSATURATING}
 
 
-class GAN(Problem):
+class GAN(ShardedProblem):
     """GAN on a data set split across workers (``dataset`` in 8gaussians, 25gaussians, swissroll,
     digits; ``split`` iid or noniid). MLPs with ``layers`` hidden layers of ``hidden`` units,
     activation ``act``; generator output ``g_out`` (linear, tanh or sigmoid); latent dimension
@@ -120,15 +120,6 @@ class GAN(Problem):
                 o += n_in * n_out + n_out
         return z
 
-    def kernel_data_block(self, lo: int, hi: int):
-        """Kernel data of workers lo..hi-1 (for the MPI backend): their data rows, and P with their
-        sample counts (a single worker's block is cut to its own sample count)."""
-        fid, P, A, S = self.kernel_data
-        M = self.workers
-        counts = P[len(P) - M:]
-        P2 = np.concatenate([P[: len(P) - M - 1], [hi - lo], counts[lo:hi]])
-        A2 = np.ascontiguousarray(A[lo:hi, : int(counts[lo:hi].max())])
-        return fid, P2, A2, S
 
     def losses(self, z, worker: int = 0) -> tuple[float, float]:
         """(L_G, L_D) of a worker on its whole shard and the fixed latent set (deterministic)."""

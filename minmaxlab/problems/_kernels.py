@@ -292,20 +292,7 @@ def _library_rows(fid, Z, O, P, A, S, worker, state, batch):
 
 @njit(cache=True)
 def _library_eval_rows(fid, i, Z, P, A, S):
-    """F_i at every row of Z (worker i fixed, or i < 0: the mean over workers)."""
-    n, d = Z.shape
-    M = max(A.shape[0], S.shape[0])
-    out = np.zeros((n, d))
-    if i >= 0:
-        _library_rows(fid, Z, out, P, A, S, i, np.zeros(1, dtype=np.uint64), 0)
-        return out
-    tmp = np.empty((n, d))
-    for w in range(M):
-        _library_rows(fid, Z, tmp, P, A, S, w, np.zeros(1, dtype=np.uint64), 0)
-        for r in range(n):
-            for j in range(d):
-                out[r, j] += tmp[r, j]
-    for r in range(n):
-        for j in range(d):
-            out[r, j] /= M
+    """F_i at every row of Z (exact: no sampled mini-batch), into a new array."""
+    out = np.zeros(Z.shape)
+    _library_rows(fid, Z, out, P, A, S, i, np.zeros(1, dtype=np.uint64), 0)
     return out

@@ -421,3 +421,18 @@ class Problem:
             user_op=op,
         )
         return prob
+
+
+class ShardedProblem(Problem):
+    """A problem whose workers hold data shards: A[i] holds worker i's rows (padded to the largest
+    shard) and P ends with [M, n_0, ..., n_{M-1}], the worker count and the shard sizes."""
+
+    def kernel_data_block(self, lo: int, hi: int):
+        """Kernel data of workers lo..hi-1 (for the MPI backend): their shards, and P with their
+        sizes (a single worker's block is cut to its own shard size)."""
+        fid, P, A, S = self.kernel_data
+        M = self.workers
+        counts = P[len(P) - M:]
+        P2 = np.concatenate([P[: len(P) - M - 1], [hi - lo], counts[lo:hi]])
+        A2 = np.ascontiguousarray(A[lo:hi, : int(counts[lo:hi].max())])
+        return fid, P2, A2, S

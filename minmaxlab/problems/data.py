@@ -28,10 +28,10 @@ from minmaxlab.constraints import L1, Ball, Simplex
 from minmaxlab.errors import ProblemError
 from minmaxlab.problems import _kernels as K
 from minmaxlab.problems import datasets as D
-from minmaxlab.problems.base import Noise, Problem
+from minmaxlab.problems.base import Noise, Problem, ShardedProblem
 
 
-class _DataProblem(Problem):
+class _DataProblem(ShardedProblem):
     samples_own_batches = True
     certifiable = False
 
@@ -61,14 +61,6 @@ class _DataProblem(Problem):
             raise ProblemError(f"{self.name}: batch must be an integer >= 0, got {batch!r}")
         self.noise = Noise("sampled", float("nan"), batch) if batch > 0 else Noise()
 
-    def kernel_data_block(self, lo: int, hi: int):
-        """Kernel data of workers lo..hi-1 (for the MPI backend): their shards and their counts."""
-        fid, P, A, S = self.kernel_data
-        M = self.workers
-        counts = P[len(P) - M:]
-        P2 = np.concatenate([P[: len(P) - M - 1], [hi - lo], counts[lo:hi]])
-        A2 = np.ascontiguousarray(A[lo:hi, : int(counts[lo:hi].max())])
-        return fid, P2, A2, S
 
     def shard(self, i: int) -> np.ndarray:
         """Worker i's rows (features, response or label, extra columns, weight)."""
