@@ -15,6 +15,7 @@ _S30 = np.uint64(30)
 _S27 = np.uint64(27)
 _S31 = np.uint64(31)
 _S11 = np.uint64(11)
+_S32 = np.uint64(32)
 
 
 
@@ -32,6 +33,14 @@ def _uniform(state, i):
     """Next uniform in [0, 1) of worker i's stream (SplitMix64: counter + finalizer)."""
     state[i] += _GOLDEN
     return np.float64(_mix64(state[i]) >> _S11) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True)
+def _index(state, i, n):
+    """Next uniform integer in [0, n) of worker i's stream, 0 < n < 2^32: the top 32 bits of
+    the draw times n, shifted down (Lemire's multiply-shift; integer only; bias below n / 2^32)."""
+    state[i] += _GOLDEN
+    return np.int64(((_mix64(state[i]) >> _S32) * np.uint64(n)) >> _S32)
 
 
 def _ziggurat_tables():
@@ -62,7 +71,6 @@ def _ziggurat_tables():
 _ZKN, _ZWN, _ZFN = _ziggurat_tables()
 _ZR = 3.442619855899
 _MASK7 = np.uint64(127)
-_S32 = np.uint64(32)
 
 
 @njit(cache=True)

@@ -4,6 +4,7 @@ gradient-mapping column, and runs through mml.run, `minmaxlab run` and a quick s
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 import minmaxlab as mml
 from minmaxlab.algorithms import _kernels as K
@@ -155,7 +156,7 @@ def test_data_loading(tmp_path):
     svm = tmp_path / "toy.svm"
     dump_svmlight_file(X, y, str(svm))
     X2, y2 = D.load_dataset(str(svm))
-    assert np.allclose(X2, X, atol=1e-6) and np.array_equal(y2, y)
+    assert sp.issparse(X2) and np.allclose(X2.toarray(), X, atol=1e-6) and np.array_equal(y2, y)
     csv = tmp_path / "toy.csv"
     pd.DataFrame({"f0": X[:, 0], "f1": X[:, 1], "target": y}).to_csv(csv, index=False)
     X3, y3 = D.load_dataset(str(csv), label_column="target")

@@ -111,14 +111,32 @@ def _mean_rows(Z, O, tmp, fid, P, Abar, Sbar, mean_loop, M):
 
 # ---------------------------------------------------------------- projections / proximal maps
 @njit(cache=True)
+def _sumsq(y, lo, hi):
+    """sum of y[c]^2 over lo <= c < hi in four interleaved partial sums (a fixed order: the same
+    bits on every machine, and no serial chain of additions)."""
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    c = lo
+    while c + 3 < hi:
+        s0 += y[c] * y[c]
+        s1 += y[c + 1] * y[c + 1]
+        s2 += y[c + 2] * y[c + 2]
+        s3 += y[c + 3] * y[c + 3]
+        c += 4
+    while c < hi:
+        s0 += y[c] * y[c]
+        c += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit(cache=True)
 def _project_segment(kind, a, b, step, y, lo, hi, work):
     if kind == PROJ_NONE:
         return
     if kind == PROJ_BALL:  # Euclidean ball of radius a
-        s = 0.0
-        for c in range(lo, hi):
-            s += y[c] * y[c]
-        nrm = np.sqrt(s)
+        nrm = np.sqrt(_sumsq(y, lo, hi))
         if nrm > a:
             f = a / nrm
             for c in range(lo, hi):
@@ -144,16 +162,11 @@ def _project_segment(kind, a, b, step, y, lo, hi, work):
         for c in range(lo, hi):
             v = y[c] - theta
             y[c] = v if v > 0 else 0.0
-    elif kind == PROJ_L1:  # prox of step * a * ||.||_1: soft-thresholding
+    elif kind == PROJ_L1:  # prox of step * a * ||.||_1: soft-thresholding (selects, no branches)
         thr = step * a
         for c in range(lo, hi):
             v = y[c]
-            if v > thr:
-                y[c] = v - thr
-            elif v < -thr:
-                y[c] = v + thr
-            else:
-                y[c] = 0.0
+            y[c] = v - thr if v > thr else (v + thr if v < -thr else 0.0)
 
 
 @njit(cache=True)
@@ -169,10 +182,19 @@ def _project_rows(Y, proj_kind, proj_a, proj_b, eta, dim_u, work):
 # ---------------------------------------------------------------- local steps
 @njit(cache=True)
 def _local_step(Yf, Xf, Gf, etaf):
-    """Y = X - eta * G entrywise, on the flat views (one long loop instead of M short ones; Yf may
-    be Xf). ``etaf`` holds the step size of every entry (eta of its coordinate, for every row)."""
+    """Y = X - eta * G entrywise, on the flat views (one long loop instead of M short ones; Yf is
+    not Xf: see :func:`_local_step_inplace`). ``etaf`` holds the step size of every entry (eta of
+    its coordinate, for every row)."""
     for q in range(etaf.shape[0]):
         Yf[q] = Xf[q] - etaf[q] * Gf[q]
+
+
+@njit(cache=True)
+def _local_step_inplace(Xf, Gf, etaf):
+    """X = X - eta * G in place (a separate loop: with Y = X the one above fails its overlap
+    check and does not vectorize; the same operations, the same bits)."""
+    for q in range(etaf.shape[0]):
+        Xf[q] -= etaf[q] * Gf[q]
 
 
 @njit(cache=True)
@@ -273,7 +295,7 @@ def _local_ops(ops, p, k, X, Z, G, Xf, Zf, Gf, Mom, Vel, Dprev, etaf, eta, adam,
             _local_step(Zf, Xf, Gf, etaf)
             _project_rows(Z, proj_kind, proj_a, proj_b, eta, dim_u, work)
         elif op == OP_STEP_X:
-            _local_step(Xf, Xf, Gf, etaf)
+            _local_step_inplace(Xf, Gf, etaf)
             _project_rows(X, proj_kind, proj_a, proj_b, eta, dim_u, work)
         elif op == OP_ORACLE_Z:
             _oracle_all(Z, G, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state)
@@ -349,7 +371,7 @@ def _gossip(Y, tmp, t, round0, indptr, indices, weights):
         else:
             _gossip_round(tmp, Y, m, indptr, indices, weights)
     if t % 2 == 1:
-        Y[:, :] = tmp
+        _copy_rows(Y.reshape(-1), tmp.reshape(-1))
     return t
 
 
@@ -532,14 +554,13 @@ def _gradient_mapping(zbar, fbar, s_avg, eta, proj_kind, proj_a, proj_b, dim_u, 
 
 @njit(cache=True)
 def _finite_below(Y, bound):
-    """True if every entry is finite and at most ``bound`` in absolute value (branch-free scan)."""
-    m = 0.0
-    tot = 0.0
-    for v in Y.ravel():
-        a = abs(v)
-        m = a if a > m else m
-        tot += v  # NaN and inf propagate here
-    return m <= bound and np.isfinite(tot)
+    """True if every entry is finite and at most ``bound`` in absolute value (branch-free scan:
+    the comparison is false for NaN; Y is C-contiguous)."""
+    Yf = Y.reshape(-1)
+    ok = True
+    for q in range(Yf.shape[0]):
+        ok &= abs(Yf[q]) <= bound
+    return ok
 
 
 # ---------------------------------------------------------------- the run
@@ -603,7 +624,7 @@ def _simulate(alg, fid, P, A, S, Abar, Sbar, mean_loop,
                 _local_step(Zf, Xf, Gf, etaf)
                 _project_rows(Z, proj_kind, proj_a, proj_b, eta, dim_u, work)
             elif op == OP_STEP_X:
-                _local_step(Xf, Xf, Gf, etaf)
+                _local_step_inplace(Xf, Gf, etaf)
                 _project_rows(X, proj_kind, proj_a, proj_b, eta, dim_u, work)
             elif op == OP_ORACLE_Z:
                 _oracle_all(Z, G, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state)

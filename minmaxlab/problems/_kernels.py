@@ -18,7 +18,12 @@ printing, no globals other than other kernels.
 import numpy as np
 from numba import njit
 
-from minmaxlab._datakernels import _group_logistic_rows, _robust_rows
+from minmaxlab._datakernels import (
+    _group_logistic_rows,
+    _group_logistic_sparse_rows,
+    _robust_rows,
+    _robust_sparse_rows,
+)
 from minmaxlab._mlp import _gan_rows
 
 FID_USER = 0
@@ -34,6 +39,8 @@ FID_COVARIANCE = 9
 FID_GAN = 10
 FID_ROBUST_REGRESSION = 11
 FID_GROUP_LOGISTIC = 12  # DRO logistic regression and fair classification
+FID_ROBUST_SPARSE = 13  # the data families on sparse storage
+FID_GROUP_LOGISTIC_SPARSE = 14
 
 
 
@@ -284,6 +291,10 @@ def _library_rows(fid, Z, O, P, A, S, worker, state, batch):
         _robust_rows(Z, O, P, A, S, worker, state, batch)
     elif fid == FID_GROUP_LOGISTIC:
         _group_logistic_rows(Z, O, P, A, S, worker, state, batch)
+    elif fid == FID_ROBUST_SPARSE:
+        _robust_sparse_rows(Z, O, P, A, S, worker, state, batch)
+    elif fid == FID_GROUP_LOGISTIC_SPARSE:
+        _group_logistic_sparse_rows(Z, O, P, A, S, worker, state, batch)
     else:
         for r in range(n):
             for j in range(O.shape[1]):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import scipy.sparse as sp
 
 from minmaxlab.constraints import L1, Ball, Simplex
 from minmaxlab.errors import ProblemError
@@ -31,29 +32,75 @@ from minmaxlab.problems import datasets as D
 from minmaxlab.problems.base import Noise, Problem, ShardedProblem
 
 
+def _pack_sparse(blocks) -> np.ndarray:
+    """Sparse kernel storage (see minmaxlab._datakernels) of blocks [(X CSR, extras (n, E))]: an
+    array (len(blocks), 1, length) of compressed row buffers, zero-padded to the longest."""
+    bufs = []
+    for X, E in blocks:
+        X = sp.csr_matrix(X, dtype=float)
+        X.sort_indices()
+        n, nE = X.shape[0], E.shape[1]
+        k = np.diff(X.indptr).astype(np.int64)
+        binary = bool(np.all(X.data == 1.0))
+        rec = 1 + nE + (k + 1) // 2 + (0 if binary else k)  # words per record
+        offs = (3 + n + 1) // 2 + np.concatenate([[0], np.cumsum(rec)])
+        if offs[-1] >= 2**32 or X.shape[1] >= 2**32:
+            raise ProblemError("sparse storage: a shard needs fewer than 2^32 words and columns")
+        buf = np.zeros(int(offs[-1]))
+        bits = buf.view(np.uint32)
+        bits[0], bits[1] = n, int(binary)
+        bits[2: 3 + n] = offs
+        start = offs[:-1]
+        bits[2 * start] = k
+        for e in range(nE):
+            buf[start + 1 + e] = E[:, e]
+        within = np.arange(X.nnz) - np.repeat(X.indptr[:-1], k)  # q of each non-zero
+        bits[np.repeat(2 * (start + 1 + nE), k) + within] = X.indices
+        if not binary:
+            buf[np.repeat(start + 1 + nE + (k + 1) // 2, k) + within] = X.data
+        bufs.append(buf)
+    A = np.zeros((len(bufs), 1, max(len(b) for b in bufs)))
+    for i, b in enumerate(bufs):
+        A[i, 0, : len(b)] = b
+    return A
+
+
 class _DataProblem(ShardedProblem):
     samples_own_batches = True
     certifiable = False
 
-    def _pack(self, shards, cols, M):
-        """A (M, n_max, cols) from per-worker row arrays, and the counts."""
-        counts = [len(s) for s in shards]
-        A = np.zeros((M, max(counts), cols))
-        for i, s in enumerate(shards):
-            A[i, : len(s)] = s
-        return A, counts
-
-    @staticmethod
-    def _pooled(shards):
-        """The pooled training rows with weights N / (M n_i) times the workers' own weights."""
-        N = sum(len(s) for s in shards)
+    def _store(self, shards, storage):
+        """Kernel data from the shards [(X_i, extras_i)] (extras: the non-feature columns, the
+        weight c last): (A, counts, A_mean). Keeps the shards and the pooled training data
+        (weights N / (M n_i) times the workers' own) for the Python-side methods."""
         M = len(shards)
-        out = []
-        for s in shards:
-            t = s.copy()
-            t[:, -1] *= N / (M * len(s))
-            out.append(t)
-        return np.vstack(out)[None]
+        N = sum(X.shape[0] for X, _ in shards)
+        counts = [X.shape[0] for X, _ in shards]
+        pooled_E = []
+        for X, E in shards:
+            E = E.copy()
+            E[:, -1] *= N / (M * X.shape[0])
+            pooled_E.append(E)
+        stack = sp.vstack if storage == "sparse" else np.vstack
+        self._shards = shards
+        self._pool = (sp.csr_matrix(stack([X for X, _ in shards])) if storage == "sparse"
+                      else stack([X for X, _ in shards]), np.vstack(pooled_E))
+        self.storage = storage
+        if storage == "sparse":
+            return _pack_sparse(shards), counts, _pack_sparse([self._pool])
+        A, Abar = self.stacked_rows()
+        return A, counts, Abar
+
+    def stacked_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """The dense layout of the data whatever the storage: the workers' rows stacked (M, n_max,
+        columns; features, then the extra columns, zero-padded) and the pooled rows (1, N,
+        columns)."""
+        rows = [self.shard(i) for i in range(len(self._shards))]
+        A = np.zeros((len(rows), max(len(r) for r in rows), rows[0].shape[1]))
+        for i, r in enumerate(rows):
+            A[i, : len(r)] = r
+        X, E = self._pool
+        return A, np.hstack([D.dense(X), E])[None]
 
     def _set_noise(self, batch):
         batch = int(batch)
@@ -61,11 +108,20 @@ class _DataProblem(ShardedProblem):
             raise ProblemError(f"{self.name}: batch must be an integer >= 0, got {batch!r}")
         self.noise = Noise("sampled", float("nan"), batch) if batch > 0 else Noise()
 
+    def _data(self, worker):
+        """(features, extras) of worker i's shard, or of the pooled data (worker None)."""
+        return self._pool if worker is None else self._shards[worker]
 
     def shard(self, i: int) -> np.ndarray:
-        """Worker i's rows (features, response or label, extra columns, weight)."""
-        n = int(self._P[len(self._P) - self.workers + i])
-        return self._A[i, :n]
+        """Worker i's rows as a dense array (features, response or label, extra columns, weight)."""
+        X, E = self._shards[i]
+        return np.hstack([D.dense(X), E])
+
+
+def _row_norms(X) -> np.ndarray:
+    if sp.issparse(X):
+        return np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
+    return np.linalg.norm(X, axis=1)
 
 
 class RobustRegression(_DataProblem):
@@ -91,10 +147,15 @@ class RobustRegression(_DataProblem):
     The declared box: x in [-box, box]^p, y in [-radius/sqrt(p), radius/sqrt(p)]^p (inside the
     ball). These are bounds, not tight values.
 
-    Data: ``dataset="synthetic"`` (default; exactly ``samples`` per worker, ``features`` features,
-    a held-out part of ``test_fraction`` of the total on top, see
-    :func:`minmaxlab.problems.datasets.synthetic_regression`), or a built-in / CSV / LIBSVM
-    regression set (features and response standardized).
+    Data: ``dataset="synthetic"`` (default; dense Gaussian features, exactly ``samples`` per
+    worker, ``features`` features, a held-out part of ``test_fraction`` of the total on top, see
+    :func:`minmaxlab.problems.datasets.synthetic_regression`), ``"synthetic_onehot"`` (the same
+    model on sparse one-hot features shaped like LIBSVM's a9a, see
+    :func:`minmaxlab.problems.datasets.synthetic_onehot`), or a built-in / CSV / LIBSVM
+    regression set (response standardized). ``scaling`` and ``storage`` as in
+    :func:`minmaxlab.problems.datasets.prepare`: by default dense data are standardized and
+    stored as rows, sparse data (LIBSVM files, one-hot features) are max-abs scaled and stored
+    compressed; both storages give the same operator up to rounding.
     """
 
     family = "robust_regression"
@@ -103,48 +164,49 @@ class RobustRegression(_DataProblem):
 
     def __init__(self, workers=1, dataset="synthetic", samples=1600, features=123, split="iid",
                  lam=1.0, l1=0.01, radius=1.0, box=1.0, batch=32, test_fraction=0.0,
-                 label_column=None, seed=0, name="robust_regression"):
+                 label_column=None, scaling="auto", storage="auto", seed=0, name="robust_regression"):
         workers = self._check_workers(name, workers)
         lam = self._check_positive(name, "lam", lam)
         radius = self._check_positive(name, "radius", radius)
         box = self._check_positive(name, "box", box)
         l1 = self._check_nonneg(name, "l1", l1)
         rng = np.random.default_rng([int(seed), 1101])
-        if dataset == "synthetic":
+        if dataset in ("synthetic", "synthetic_onehot"):
             samples = self._check_positive(name, "samples", samples, integer=True)
             features = self._check_positive(name, "features", features, integer=True)
             if not 0 <= test_fraction < 1:
                 raise ProblemError(f"{name}: test_fraction must lie in [0, 1), got {test_fraction!r}")
             n_train = samples * workers  # exactly ``samples`` per worker; the held-out part on top
             n_test = int(round(test_fraction * n_train / (1 - test_fraction)))
-            X, b, self.x_true = D.synthetic_regression(n_train + n_test, features, rng)
+            make = D.synthetic_regression if dataset == "synthetic" else D.synthetic_onehot
+            X, b, self.x_true = make(n_train + n_test, features, rng)
             tr, te = np.arange(n_train), np.arange(n_train, n_train + n_test)
         else:
             X, b = D.load_dataset(dataset, label_column)
             self.x_true = None
-            tr, te = D.train_test(len(X), test_fraction, rng)
-        Xtr, Xte = D.standardize(X[tr], X[te])
+            tr, te = D.train_test(X.shape[0], test_fraction, rng)
+        Xtr, Xte, storage = D.prepare(X[tr], X[te], scaling, storage)
         btr, bte = b[tr], b[te]
-        if dataset != "synthetic":
+        if not dataset.startswith("synthetic"):
             mu, sd = btr.mean(), btr.std() or 1.0
             btr, bte = (btr - mu) / sd, (bte - mu) / sd
         p = Xtr.shape[1]
         idx = D.split_indices(btr, workers, split, rng)
-        shards = [np.column_stack([Xtr[s], btr[s], np.ones(len(s))]) for s in idx]
-        A, counts = self._pack(shards, p + 2, workers)
-        Abar = self._pooled(shards)
-        L = self._bound(Abar[0], p, lam, radius, box)
-        L_local = max(self._bound(s, p, lam, radius, box) for s in shards)
+        shards = [(Xtr[s], np.column_stack([btr[s], np.ones(len(s))])) for s in idx]
+        A, counts, Abar = self._store(shards, storage)
+        L = self._bound(*self._pool, p, lam, radius, box)
+        L_local = max(self._bound(X_s, E_s, p, lam, radius, box) for X_s, E_s in shards)
         lo = np.concatenate([np.full(p, -box), np.full(p, -radius / math.sqrt(p))])
         self._setup(
-            name=name, dim=2 * p, dim_u=p, workers=workers, fid=K.FID_ROBUST_REGRESSION,
+            name=name, dim=2 * p, dim_u=p, workers=workers,
+            fid=K.FID_ROBUST_SPARSE if storage == "sparse" else K.FID_ROBUST_REGRESSION,
             P=[p, lam, workers, *counts], A=A, S=np.zeros((1, 1)), A_mean=Abar, S_mean=np.zeros((1, 1)),
             L=L, L_local=L_local, box=(lo, -lo), lipschitz="box", mvi="unknown", r_min=None,
             solution=None, heterogeneity=0.0 if split == "iid" else 1.0,
             heterogeneity_kind=f"data split {split}",
             params=dict(dataset=dataset, samples=samples, features=features, split=split, lam=lam,
                         l1=l1, radius=radius, box=box, batch=batch, test_fraction=test_fraction,
-                        label_column=label_column, seed=int(seed)),
+                        label_column=label_column, scaling=scaling, storage=storage, seed=int(seed)),
         )
         self._set_noise(batch)
         self.constraints = (L1(l1) if l1 > 0 else None, Ball(radius))
@@ -152,21 +214,21 @@ class RobustRegression(_DataProblem):
         self.test_data = (Xte, bte)
 
     @staticmethod
-    def _bound(rows, p, lam, radius, box):
-        c = rows[:, -1] / len(rows)
-        na = np.linalg.norm(rows[:, :p], axis=1) + radius
+    def _bound(X, E, p, lam, radius, box):
+        c = E[:, -1] / X.shape[0]
+        na = _row_norms(X) + radius
         T1, T2 = float(c @ na), float(c @ na**2)
-        X = box * math.sqrt(p)
-        return math.sqrt(T2**2 + 2 * (T1 * X + 1 / math.sqrt(2)) ** 2 + (X * X + lam) ** 2)
+        Xn = box * math.sqrt(p)
+        return math.sqrt(T2**2 + 2 * (T1 * Xn + 1 / math.sqrt(2)) ** 2 + (Xn * Xn + lam) ** 2)
 
     def objective(self, z, worker: int | None = None) -> float:
         """f_i(x, y) on worker i's whole shard (worker None: f = (1/M) sum_i f_i)."""
         z = np.asarray(z, dtype=float)
         p = self.dim_u
-        rows = self._A_mean[0] if worker is None else self.shard(worker)
+        X, E = self._data(worker)
         x, y = z[:p], z[p:]
-        r = rows[:, p] - (rows[:, :p] + y) @ x
-        return float(np.mean(rows[:, -1] * np.log1p(r * r / 2)) - 0.5 * self.params["lam"] * y @ y)
+        r = E[:, 0] - X @ x - y @ x
+        return float(np.mean(E[:, -1] * np.log1p(r * r / 2)) - 0.5 * self.params["lam"] * y @ y)
 
     def test_loss(self, z) -> float:
         """Mean robust loss log(1 + r^2/2) of the model x on the held-out split (y = 0)."""
@@ -175,6 +237,17 @@ class RobustRegression(_DataProblem):
             return math.nan
         r = bte - Xte @ np.asarray(z, dtype=float)[: self.dim_u]
         return float(np.mean(np.log1p(r * r / 2)))
+
+
+def _lambda_max(S) -> float:
+    """Largest eigenvalue of a symmetric positive semi-definite matrix (dense or sparse)."""
+    if sp.issparse(S):
+        if S.shape[0] > 2000:
+            from scipy.sparse.linalg import eigsh
+
+            return float(eigsh(S, k=1, which="LA", return_eigenvectors=False)[0]) * (1 + 1e-9)
+        S = S.toarray()
+    return float(np.linalg.eigvalsh(S)[-1])
 
 
 def _groups(kind, X, y, rng):
@@ -187,8 +260,9 @@ def _groups(kind, X, y, rng):
         j = int(kind[8:])
         if j >= X.shape[1]:
             raise ProblemError(f"groups {kind!r}: the data have {X.shape[1]} features")
-        thr = float(np.median(X[:, j]))
-        return (X[:, j] > thr).astype(int), ("feature", j, thr)
+        col = D.dense(X[:, j]).ravel()
+        thr = float(np.median(col))
+        return (col > thr).astype(int), ("feature", j, thr)
     if isinstance(kind, str) and kind.startswith("kmeans:") and kind[7:].isdigit() and int(kind[7:]) >= 2:
         from sklearn.cluster import KMeans
 
@@ -221,13 +295,17 @@ class _GroupLogistic(_DataProblem):
     ||d^2 f / dw^2|| <= (1/4) sum_k lambda_max(S_k) + l2 and ||d^2 f / dw dq|| <= sqrt(sum_k G_k^2),
     so L <= max((1/4) sum_k lambda_max(S_k) + l2, rho) + sqrt(sum_k G_k^2) (pooled data for L,
     each shard for L_local). f is rho-strongly concave in q.
+
+    Data: a built-in, CSV or LIBSVM set; ``scaling`` and ``storage`` as in
+    :func:`minmaxlab.problems.datasets.prepare` (dense data standardized and stored as rows,
+    sparse data max-abs scaled and stored compressed, by default).
     """
 
     default_groups = "label"
 
     def __init__(self, workers=1, dataset="breast_cancer", split="iid", groups=None, rho=1.0,
-                 l2=1e-3, batch=32, test_fraction=0.25, box=5.0, label_column=None, seed=0,
-                 name=None):
+                 l2=1e-3, batch=32, test_fraction=0.25, box=5.0, label_column=None, scaling="auto",
+                 storage="auto", seed=0, name=None):
         name = name or self.family
         workers = self._check_workers(name, workers)
         rho = self._check_positive(name, "rho", rho)
@@ -236,9 +314,10 @@ class _GroupLogistic(_DataProblem):
         groups = groups or self.default_groups
         rng = np.random.default_rng([int(seed), 1202])
         X, y = D.load_dataset(dataset, label_column)
-        tr, te = D.train_test(len(X), test_fraction, rng)
-        Xtr, Xte = D.standardize(X[tr], X[te])
-        g_all, rule = _groups(groups, np.vstack([Xtr, Xte]), np.concatenate([y[tr], y[te]]), rng)
+        tr, te = D.train_test(X.shape[0], test_fraction, rng)
+        Xtr, Xte, storage = D.prepare(X[tr], X[te], scaling, storage)
+        stack = sp.vstack if storage == "sparse" else np.vstack
+        g_all, rule = _groups(groups, stack([Xtr, Xte]), np.concatenate([y[tr], y[te]]), rng)
         gtr, gte = g_all[: len(tr)], g_all[len(tr):]
         K_groups = int(g_all.max()) + 1
         yb = _binary(np.concatenate([y[tr], y[te]]))
@@ -250,22 +329,22 @@ class _GroupLogistic(_DataProblem):
             gs = gtr[s]
             cnt = np.bincount(gs, minlength=K_groups).astype(float)
             c = len(s) / cnt[gs]
-            shards.append(np.column_stack([Xtr[s], ytr[s], gs, c]))
-        A, counts = self._pack(shards, p + 3, workers)
-        Abar = self._pooled(shards)
-        L = self._bound(Abar[0], p, K_groups, rho, l2)
-        L_local = max(self._bound(s, p, K_groups, rho, l2) for s in shards)
+            shards.append((Xtr[s], np.column_stack([ytr[s], gs, c])))
+        A, counts, Abar = self._store(shards, storage)
+        L = self._bound(*self._pool, p, K_groups, rho, l2)
+        L_local = max(self._bound(X_s, E_s, p, K_groups, rho, l2) for X_s, E_s in shards)
         lo = np.concatenate([np.full(p + 1, -box), np.zeros(K_groups)])
         hi = np.concatenate([np.full(p + 1, box), np.ones(K_groups)])
         self._setup(
-            name=name, dim=p + 1 + K_groups, dim_u=p + 1, workers=workers, fid=K.FID_GROUP_LOGISTIC,
+            name=name, dim=p + 1 + K_groups, dim_u=p + 1, workers=workers,
+            fid=K.FID_GROUP_LOGISTIC_SPARSE if storage == "sparse" else K.FID_GROUP_LOGISTIC,
             P=[p, K_groups, rho, l2, workers, *counts], A=A, S=np.zeros((1, 1)), A_mean=Abar,
             S_mean=np.zeros((1, 1)), L=L, L_local=L_local, box=(lo, hi), lipschitz="box",
             mvi="unknown", r_min=None, solution=None, heterogeneity=0.0 if split == "iid" else 1.0,
             heterogeneity_kind=f"data split {split}",
             params=dict(dataset=dataset, split=split, groups=groups, rho=rho, l2=l2, batch=batch,
                         test_fraction=test_fraction, box=box, label_column=label_column,
-                        seed=int(seed)),
+                        scaling=scaling, storage=storage, seed=int(seed)),
         )
         self._set_noise(batch)
         self.constraints = (None, Simplex(1.0))
@@ -275,18 +354,21 @@ class _GroupLogistic(_DataProblem):
         self.train_data = (Xtr, ytr, gtr)
 
     @staticmethod
-    def _bound(rows, p, K_groups, rho, l2):
-        X = np.hstack([rows[:, :p], np.ones((len(rows), 1))])
-        g = rows[:, p + 1].astype(int)
-        c = rows[:, -1] / len(rows)
+    def _bound(X, E, p, K_groups, rho, l2):
+        Xa = (sp.hstack([X, np.ones((X.shape[0], 1))], format="csr") if sp.issparse(X)
+              else np.hstack([X, np.ones((X.shape[0], 1))]))
+        g = E[:, 1].astype(int)
+        c = E[:, -1] / X.shape[0]
+        norms = _row_norms(Xa)
         lam, G2 = 0.0, 0.0
         for k in range(K_groups):
-            sel = g == k
-            if not sel.any():
+            sel = np.flatnonzero(g == k)
+            if not len(sel):
                 continue
-            S = (X[sel] * c[sel, None]).T @ X[sel]
-            lam += float(np.linalg.eigvalsh(S)[-1])
-            G2 += float(c[sel] @ np.linalg.norm(X[sel], axis=1)) ** 2
+            Xk = Xa[sel]
+            S = Xk.T @ (Xk.multiply(c[sel, None]) if sp.issparse(Xk) else Xk * c[sel, None])
+            lam += _lambda_max(S)
+            G2 += float(c[sel] @ norms[sel]) ** 2
         return max(0.25 * lam + l2, rho) + math.sqrt(G2)
 
     def objective(self, z, worker: int | None = None) -> float:
@@ -294,12 +376,12 @@ class _GroupLogistic(_DataProblem):
         z = np.asarray(z, dtype=float)
         p = self.dim_u - 1
         K_groups = self.groups
-        rows = self._A_mean[0] if worker is None else self.shard(worker)
+        X, E = self._data(worker)
         w, b, q = z[:p], z[p], z[p + 1:]
-        s = rows[:, :p] @ w + b
-        loss = np.logaddexp(0.0, -rows[:, p] * s)
-        g = rows[:, p + 1].astype(int)
-        val = np.mean(rows[:, -1] * q[g] * loss)
+        s = X @ w + b
+        loss = np.logaddexp(0.0, -E[:, 0] * s)
+        g = E[:, 1].astype(int)
+        val = np.mean(E[:, -1] * q[g] * loss)
         return float(val + 0.5 * self.params["l2"] * w @ w
                      - 0.5 * self.params["rho"] * np.sum((q - 1.0 / K_groups) ** 2))
 

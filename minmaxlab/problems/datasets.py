@@ -7,10 +7,16 @@ Sources, by the value of ``dataset``:
 * a path ending in ``.csv``: a table read with pandas; the label is the column ``label`` (or the one
   named by ``label_column``; the last column when neither is given) and every other column is a
   numeric feature;
-* any other path: a LIBSVM / svmlight file, read with ``sklearn.datasets.load_svmlight_file``.
+* any other path: a LIBSVM / svmlight file, read with ``sklearn.datasets.load_svmlight_file`` and
+  kept sparse (a scipy CSR matrix).
 
-Features are standardized (mean 0, standard deviation 1 on the training part; constant columns
-are left at 0). Shards: ``iid`` (a random permutation cut into equal parts) or ``label``
+Scaling (``scaling``, fitted on the training part): ``standardize`` (mean 0, standard deviation 1;
+constant columns are left at 0), ``maxabs`` (each column divided by its largest absolute value:
+zeros stay zeros, so sparse data stay sparse) or ``none``; ``auto`` standardizes dense data and
+max-abs scales sparse data (at most ``SPARSE_DENSITY`` of the entries non-zero). Storage follows
+the same rule by default: sparse data are stored compressed (see the data families).
+
+Shards: ``iid`` (a random permutation cut into equal parts) or ``label``
 (non-iid: the samples sorted by label, then cut into contiguous parts, so that each worker holds
 one or a few labels; ties inside a label are shuffled). Every split is seeded.
 """
@@ -20,11 +26,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from minmaxlab.errors import ProblemError
 
 BUILTIN = ("breast_cancer", "digits", "wine", "iris", "diabetes")
 SPLITS = ("iid", "label")
+SCALINGS = ("auto", "standardize", "maxabs", "none")
+STORAGES = ("auto", "dense", "sparse")
+SPARSE_DENSITY = 0.25  # data with at most this fraction of non-zero entries count as sparse
 
 
 def _builtin(name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -36,8 +46,9 @@ def _builtin(name: str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(d.data, dtype=float), np.asarray(d.target, dtype=float)
 
 
-def load_dataset(source: str, label_column: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(X, y) from a built-in name, a CSV file or a LIBSVM file (see the module docstring)."""
+def load_dataset(source: str, label_column: str | None = None):
+    """(X, y) from a built-in name, a CSV file or a LIBSVM file (see the module docstring); X is a
+    dense array, or a CSR matrix for LIBSVM files."""
     if not isinstance(source, (str, Path)):
         raise ProblemError(f"dataset must be a name or a path, got {source!r}")
     if str(source) in BUILTIN:
@@ -66,15 +77,66 @@ def load_dataset(source: str, label_column: str | None = None) -> tuple[np.ndarr
         X, y = load_svmlight_file(str(path))
     except ValueError as exc:
         raise ProblemError(f"{path}: not a LIBSVM file: {exc}") from None
-    return np.asarray(X.todense(), dtype=float), np.asarray(y, dtype=float)
+    return sp.csr_matrix(X, dtype=float), np.asarray(y, dtype=float)
 
 
-def standardize(X_train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
-    """Z-scores with the training part's mean and standard deviation (applied to every array)."""
+def density(X) -> float:
+    """Fraction of non-zero entries of a dense array or sparse matrix."""
+    size = X.shape[0] * X.shape[1]
+    if size == 0:
+        return 0.0
+    nnz = X.count_nonzero() if sp.issparse(X) else int(np.count_nonzero(X))
+    return nnz / size
+
+
+def dense(X) -> np.ndarray:
+    return np.asarray(X.toarray() if sp.issparse(X) else X, dtype=float)
+
+
+def standardize(X_train, *others) -> list[np.ndarray]:
+    """Z-scores with the training part's mean and standard deviation (applied to every array;
+    sparse input comes out dense)."""
+    X_train = dense(X_train)
     mu = X_train.mean(axis=0)
     sd = X_train.std(axis=0)
     sd[sd == 0] = 1.0
-    return [(X - mu) / sd for X in (X_train, *others)]
+    return [(dense(X) - mu) / sd for X in (X_train, *others)]
+
+
+def maxabs(X_train, *others) -> list:
+    """Each column divided by its largest absolute value on the training part (columns that are
+    all zero are left alone); sparse input stays sparse (CSR)."""
+    if sp.issparse(X_train):
+        m = abs(X_train).max(axis=0).toarray().ravel() if X_train.shape[0] else np.ones(X_train.shape[1])
+    else:
+        m = np.max(np.abs(X_train), axis=0) if len(X_train) else np.ones(X_train.shape[1])
+    m[m == 0] = 1.0
+    inv = sp.diags(1.0 / m)
+    return [sp.csr_matrix(X @ inv) if sp.issparse(X) else np.asarray(X, dtype=float) / m
+            for X in (X_train, *others)]
+
+
+def prepare(X_train, X_test, scaling: str = "auto", storage: str = "auto"):
+    """Scale the features (fitted on the training part) and choose their storage; returns
+    (X_train, X_test, storage) with CSR matrices for ``sparse`` storage, arrays for ``dense``."""
+    from minmaxlab.errors import ProblemError
+
+    if scaling not in SCALINGS:
+        raise ProblemError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
+    if storage not in STORAGES:
+        raise ProblemError(f"storage must be one of {STORAGES}, got {storage!r}")
+    sparse_data = density(X_train) <= SPARSE_DENSITY
+    if scaling == "auto":
+        scaling = "maxabs" if sparse_data else "standardize"
+    if scaling == "standardize":
+        X_train, X_test = standardize(X_train, X_test)
+    elif scaling == "maxabs":
+        X_train, X_test = maxabs(X_train, X_test)
+    if storage == "auto":
+        storage = "sparse" if density(X_train) <= SPARSE_DENSITY else "dense"
+    if storage == "sparse":
+        return sp.csr_matrix(X_train, dtype=float), sp.csr_matrix(X_test, dtype=float), storage
+    return dense(X_train), dense(X_test), storage
 
 
 def train_test(n: int, test_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -114,5 +176,34 @@ def synthetic_regression(n: int, features: int, rng: np.random.Generator, outlie
     return X, b, x_true
 
 
-__all__ = ["BUILTIN", "SPLITS", "load_dataset", "standardize", "train_test", "split_indices",
-           "synthetic_regression"]
+def synthetic_onehot(n: int, features: int, rng: np.random.Generator, outliers: float = 0.05,
+                     noise: float = 0.1) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """Sparse binary features shaped like LIBSVM's a9a (the one-hot encoding of the UCI adult
+    census attributes: 123 columns, 14 non-zeros per row): ``features`` columns cut into
+    round(features / 8.8) (at least 1) attributes of consecutive columns, each row one category
+    per attribute with Zipf-like frequencies (category of rank r with probability proportional
+    to 1/r, ranks shuffled per attribute). The response follows :func:`synthetic_regression`'s
+    model: b = a^T x_true + noise * N(0, 1) with 10% non-zero N(0, 1) entries in x_true and a
+    fraction ``outliers`` shifted by N(0, 10^2). Returns (A as CSR, b, x_true)."""
+    q = max(1, min(features, int(round(features / 8.8))))
+    cols = []
+    for block in np.array_split(np.arange(features), q):
+        k = len(block)
+        pr = 1.0 / np.arange(1, k + 1)
+        pr = pr[rng.permutation(k)]
+        cols.append(block[rng.choice(k, size=n, p=pr / pr.sum())])
+    C = np.stack(cols, axis=1)
+    A = sp.csr_matrix((np.ones(n * q), C.ravel(), np.arange(0, n * q + 1, q)), shape=(n, features))
+    A.sort_indices()
+    x_true = np.zeros(features)
+    nnz = max(1, features // 10)
+    x_true[rng.choice(features, nnz, replace=False)] = rng.standard_normal(nnz)
+    b = A @ x_true + noise * rng.standard_normal(n)
+    bad = rng.random(n) < outliers
+    b[bad] += 10.0 * rng.standard_normal(int(bad.sum()))
+    return A, b, x_true
+
+
+__all__ = ["BUILTIN", "SPLITS", "SCALINGS", "STORAGES", "SPARSE_DENSITY", "load_dataset", "density",
+           "dense", "standardize", "maxabs", "prepare", "train_test", "split_indices",
+           "synthetic_regression", "synthetic_onehot"]
