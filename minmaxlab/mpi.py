@@ -334,8 +334,7 @@ class _Rank:
         self.G = self.Gfull[self.lo: self.lo + m] if averages else np.zeros((m, d))
         Mom, Vel, Dprev = np.zeros((m, d)), np.zeros((m, d)), np.zeros((m, d))
         fid, P, A, S = data
-        self.args = (self.X, self.Z, self.G, self.X.reshape(-1), self.Z.reshape(-1),
-                     self.G.reshape(-1), Mom, Vel, Dprev, np.tile(setup.eta, m), setup.eta,
+        self.args = (self.X, self.Z, self.G, Mom, Vel, Dprev, setup.eta,
                      np.array(setup.adam, dtype=np.float64), fid, P, A, S, setup.noise_kind,
                      setup.noise_scale, setup.batch, shifts, worker_streams(seed, m, offset=self.lo),
                      setup.proj_kind, setup.proj_a, setup.proj_b, problem.dim_u, np.empty(d))

@@ -98,6 +98,13 @@ def cases() -> list[dict]:
         _case({"name": "dro_logistic", "workers": WORKERS,
                "params": {"dataset": "wine", "groups": "label", "batch": 5, "split": "label"}},
               {"name": "torus"}, {"name": "dposg", "eta": 0.1, "rounds": 2}, iterations=40),
+        # sparse storage: binary one-hot rows, and real-valued rows (values stored)
+        _case({"name": "robust_regression", "workers": WORKERS,
+               "params": {"dataset": "synthetic_onehot", "samples": 30, "features": 20, "batch": 4}},
+              {"name": "ring"}, {"name": "dposg_single", "eta": 0.05, "rounds": 1}, iterations=40),
+        _case({"name": "fair_classification", "workers": WORKERS,
+               "params": {"dataset": "wine", "storage": "sparse", "batch": 5, "split": "label"}},
+              {"name": "ring"}, {"name": "dposg", "eta": 0.1, "rounds": 1}, iterations=40),
     ]
     return out
 

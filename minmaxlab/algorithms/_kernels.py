@@ -1,14 +1,15 @@
 """Private numba kernels: the update arithmetic of every algorithm, gossip, oracle, noise, metrics.
 
 Arrays and scalars only; no allocation in the iteration loop beyond the work arrays passed in; no
-printing; no global state. The arithmetic is split into small phase kernels (the local step
-``_local_step``, the optimistic Adam step ``_adam_step``, the projections ``_project_rows``, the
-oracle ``_oracle_all``, gossip rounds ``_gossip`` / ``_mix_block``, exact averaging
-``_average_rows``, the metrics ``_stationarity_partial`` / ``_stationarity_finish`` /
-``_record_row``), and each algorithm is a plan: the sequence of phases of one iteration
-(``PLANS``). Two drivers run the plans: ``_simulate`` runs a whole trajectory of all workers in one
-compiled call (so a run costs one call from Python), and the MPI backend (``minmaxlab.mpi``) runs
-each rank's block of workers through ``_local_ops`` and communicates in between.
+printing; no global state. The arithmetic is split into small phase kernels (the local steps
+``_step_rows`` / ``_step_rows_inplace`` with their projections, the optimistic Adam step
+``_adam_step``, the projections ``_project_rows``, the oracle ``_oracle_all``, gossip rounds
+``_gossip`` / ``_mix_block``, exact averaging ``_average_rows``, the metrics
+``_stationarity_partial`` / ``_stationarity_finish`` / ``_record_row``), and each algorithm is a
+plan: the sequence of phases of one iteration (``PLANS``). Two drivers run the plans:
+``_simulate`` runs a whole trajectory of all workers in one compiled call (so a run costs one call
+from Python), and the MPI backend (``minmaxlab.mpi``) runs each rank's block of workers through
+``_local_ops`` and communicates in between.
 
 Operators are reached through ``_rows``, which is the library's ``_library_rows`` (F at a batch of
 rows in one call). For user-defined operators, :func:`user_kernels` re-compiles the functions of
@@ -179,24 +180,40 @@ def _project_rows(Y, proj_kind, proj_a, proj_b, eta, dim_u, work):
         _project_segment(proj_kind[1], proj_a[1], proj_b[1], eta[d - 1], Y[i], dim_u, d, work)
 
 
+@njit(cache=True)
+def _step_rows(Y, X, G, eta, proj_kind, proj_a, proj_b, dim_u, work):
+    """Y = proj(X - eta G), row by row, each row projected while it is in cache (Y is not X: see
+    :func:`_step_rows_inplace`); the same operations as _local_step then _project_rows."""
+    M, d = Y.shape
+    proj = proj_kind[0] != PROJ_NONE or proj_kind[1] != PROJ_NONE
+    for i in range(M):
+        y = Y[i]
+        x = X[i]
+        g = G[i]
+        for c in range(d):
+            y[c] = x[c] - eta[c] * g[c]
+        if proj:
+            _project_segment(proj_kind[0], proj_a[0], proj_b[0], eta[0], y, 0, dim_u, work)
+            _project_segment(proj_kind[1], proj_a[1], proj_b[1], eta[d - 1], y, dim_u, d, work)
+
+
+@njit(cache=True)
+def _step_rows_inplace(X, G, eta, proj_kind, proj_a, proj_b, dim_u, work):
+    """X = proj(X - eta G) in place (a separate loop: with Y = X the one above fails its overlap
+    check and does not vectorize)."""
+    M, d = X.shape
+    proj = proj_kind[0] != PROJ_NONE or proj_kind[1] != PROJ_NONE
+    for i in range(M):
+        x = X[i]
+        g = G[i]
+        for c in range(d):
+            x[c] -= eta[c] * g[c]
+        if proj:
+            _project_segment(proj_kind[0], proj_a[0], proj_b[0], eta[0], x, 0, dim_u, work)
+            _project_segment(proj_kind[1], proj_a[1], proj_b[1], eta[d - 1], x, dim_u, d, work)
+
+
 # ---------------------------------------------------------------- local steps
-@njit(cache=True)
-def _local_step(Yf, Xf, Gf, etaf):
-    """Y = X - eta * G entrywise, on the flat views (one long loop instead of M short ones; Yf is
-    not Xf: see :func:`_local_step_inplace`). ``etaf`` holds the step size of every entry (eta of
-    its coordinate, for every row)."""
-    for q in range(etaf.shape[0]):
-        Yf[q] = Xf[q] - etaf[q] * Gf[q]
-
-
-@njit(cache=True)
-def _local_step_inplace(Xf, Gf, etaf):
-    """X = X - eta * G in place (a separate loop: with Y = X the one above fails its overlap
-    check and does not vectorize; the same operations, the same bits)."""
-    for q in range(etaf.shape[0]):
-        Xf[q] -= etaf[q] * Gf[q]
-
-
 @njit(cache=True)
 def _copy_rows(Yf, Xf):
     """Y = X entrywise, on the flat views."""
@@ -278,13 +295,13 @@ def plan(alg: int, init: bool = False) -> tuple[str, ...]:
 
 
 @njit(cache=True)
-def _local_ops(ops, p, k, X, Z, G, Xf, Zf, Gf, Mom, Vel, Dprev, etaf, eta, adam,
+def _local_ops(ops, p, k, X, Z, G, Mom, Vel, Dprev, eta, adam,
                fid, P, A, S, noise_kind, noise_scale, batch, shifts, state,
                proj_kind, proj_a, proj_b, dim_u, work):
     """Run the local phases ops[p], ops[p + 1], ... of iteration k on a block of workers (the rows
-    of X, Z, G, ...; A, S, shifts and state hold the same workers' data; Xf, Zf, Gf are flat
-    views of X, Z, G; adam = (beta1, beta2, eps)), in place, up to the first communication or the
-    end of the plan. Returns the index of that operation (ops[index] is OP_END at the end).
+    of X, Z, G, ...; A, S, shifts and state hold the same workers' data; adam = (beta1, beta2,
+    eps)), in place, up to the first communication or the end of the plan. Returns the index of
+    that operation (ops[index] is OP_END at the end).
 
     The MPI backend calls this between its communications. ``_simulate`` runs the same phase
     kernels in the same dispatch inline (a call per segment would cost measurable time on small
@@ -292,11 +309,9 @@ def _local_ops(ops, p, k, X, Z, G, Xf, Zf, Gf, Mom, Vel, Dprev, etaf, eta, adam,
     while True:
         op = ops[p]
         if op == OP_STEP_Z:
-            _local_step(Zf, Xf, Gf, etaf)
-            _project_rows(Z, proj_kind, proj_a, proj_b, eta, dim_u, work)
+            _step_rows(Z, X, G, eta, proj_kind, proj_a, proj_b, dim_u, work)
         elif op == OP_STEP_X:
-            _local_step_inplace(Xf, Gf, etaf)
-            _project_rows(X, proj_kind, proj_a, proj_b, eta, dim_u, work)
+            _step_rows_inplace(X, G, eta, proj_kind, proj_a, proj_b, dim_u, work)
         elif op == OP_ORACLE_Z:
             _oracle_all(Z, G, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state)
         elif op == OP_ORACLE_X:
@@ -305,7 +320,7 @@ def _local_ops(ops, p, k, X, Z, G, Xf, Zf, Gf, Mom, Vel, Dprev, etaf, eta, adam,
             _adam_step(X, G, Mom, Vel, Dprev, eta, adam[0], adam[1], adam[2], k)
             _project_rows(X, proj_kind, proj_a, proj_b, eta, dim_u, work)
         elif op == OP_COPY_Z:
-            _copy_rows(Zf, Xf)
+            _copy_rows(Z.reshape(-1), X.reshape(-1))
         else:
             return p
         p += 1
@@ -596,14 +611,8 @@ def _simulate(alg, fid, P, A, S, Abar, Sbar, mean_loop,
     stats = np.zeros(5)
     stats[2] = np.inf
     stats[3] = np.inf
-    n = M * d
-    Xf = X.reshape(n)
-    Zf = Z.reshape(n)
-    Gf = G.reshape(n)
-    etaf = np.empty(n)
-    for i in range(M):
-        for c in range(d):
-            etaf[i * d + c] = eta[c]
+    Xf = X.reshape(M * d)
+    Zf = Z.reshape(M * d)
 
     oracle_calls = 0.0
     gossip_rounds = 0
@@ -621,11 +630,9 @@ def _simulate(alg, fid, P, A, S, Abar, Sbar, mean_loop,
             if op == OP_END:
                 break
             if op == OP_STEP_Z:
-                _local_step(Zf, Xf, Gf, etaf)
-                _project_rows(Z, proj_kind, proj_a, proj_b, eta, dim_u, work)
+                _step_rows(Z, X, G, eta, proj_kind, proj_a, proj_b, dim_u, work)
             elif op == OP_STEP_X:
-                _local_step_inplace(Xf, Gf, etaf)
-                _project_rows(X, proj_kind, proj_a, proj_b, eta, dim_u, work)
+                _step_rows_inplace(X, G, eta, proj_kind, proj_a, proj_b, dim_u, work)
             elif op == OP_ORACLE_Z:
                 _oracle_all(Z, G, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state)
             elif op == OP_ORACLE_X:
