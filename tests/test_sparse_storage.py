@@ -155,6 +155,10 @@ def test_scalings_and_the_storage_rule(tmp_path):
     assert prob.storage == "sparse" and prob.params["storage"] == "sparse"
     tr = mml.run(prob, mml.topology("ring", 4), mml.DPOSG(eta=0.1), 200, seed=0)
     assert tr.status == "ok"
+    zbar = tr.final_z.mean(axis=0)
+    dense = mml.problem("dro_logistic", workers=4, dataset=str(path), groups="label", storage="dense")
+    assert mml.accuracy(prob, zbar) == mml.accuracy(dense, zbar)
+    assert np.allclose(prob.group_losses(zbar), dense.group_losses(zbar), rtol=1e-12)
 
 
 @settings(max_examples=25, deadline=None)
