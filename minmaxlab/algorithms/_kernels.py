@@ -181,39 +181,59 @@ def _project_rows(Y, proj_kind, proj_a, proj_b, eta, dim_u, work):
 
 
 @njit(cache=True)
-def _step_rows(Y, X, G, eta, proj_kind, proj_a, proj_b, dim_u, work):
+def _flat_step(eta, proj_kind):
+    """The step size when every coordinate has the same one and nothing is projected (the local
+    steps are then one long loop: short rows would pay a loop each), else 0."""
+    if proj_kind[0] != PROJ_NONE or proj_kind[1] != PROJ_NONE:
+        return 0.0
+    for c in range(1, eta.shape[0]):
+        if eta[c] != eta[0]:
+            return 0.0
+    return eta[0]
+
+
+@njit(cache=True)
+def _step_rows(Y, X, G, eta, flat, proj_kind, proj_a, proj_b, dim_u, work):
     """Y = proj(X - eta G), row by row, each row projected while it is in cache (Y is not X: see
-    :func:`_step_rows_inplace`); the same operations as _local_step then _project_rows."""
+    :func:`_step_rows_inplace`); flat = :func:`_flat_step` (eta, proj_kind)."""
     M, d = Y.shape
-    proj = proj_kind[0] != PROJ_NONE or proj_kind[1] != PROJ_NONE
+    if flat > 0.0:
+        Yf = Y.reshape(-1)
+        Xf = X.reshape(-1)
+        Gf = G.reshape(-1)
+        for q in range(M * d):
+            Yf[q] = Xf[q] - flat * Gf[q]
+        return
     for i in range(M):
         y = Y[i]
         x = X[i]
         g = G[i]
         for c in range(d):
             y[c] = x[c] - eta[c] * g[c]
-        if proj:
-            _project_segment(proj_kind[0], proj_a[0], proj_b[0], eta[0], y, 0, dim_u, work)
-            _project_segment(proj_kind[1], proj_a[1], proj_b[1], eta[d - 1], y, dim_u, d, work)
+        _project_segment(proj_kind[0], proj_a[0], proj_b[0], eta[0], y, 0, dim_u, work)
+        _project_segment(proj_kind[1], proj_a[1], proj_b[1], eta[d - 1], y, dim_u, d, work)
 
 
 @njit(cache=True)
-def _step_rows_inplace(X, G, eta, proj_kind, proj_a, proj_b, dim_u, work):
+def _step_rows_inplace(X, G, eta, flat, proj_kind, proj_a, proj_b, dim_u, work):
     """X = proj(X - eta G) in place (a separate loop: with Y = X the one above fails its overlap
     check and does not vectorize)."""
     M, d = X.shape
-    proj = proj_kind[0] != PROJ_NONE or proj_kind[1] != PROJ_NONE
+    if flat > 0.0:
+        Xf = X.reshape(-1)
+        Gf = G.reshape(-1)
+        for q in range(M * d):
+            Xf[q] -= flat * Gf[q]
+        return
     for i in range(M):
         x = X[i]
         g = G[i]
         for c in range(d):
             x[c] -= eta[c] * g[c]
-        if proj:
-            _project_segment(proj_kind[0], proj_a[0], proj_b[0], eta[0], x, 0, dim_u, work)
-            _project_segment(proj_kind[1], proj_a[1], proj_b[1], eta[d - 1], x, dim_u, d, work)
+        _project_segment(proj_kind[0], proj_a[0], proj_b[0], eta[0], x, 0, dim_u, work)
+        _project_segment(proj_kind[1], proj_a[1], proj_b[1], eta[d - 1], x, dim_u, d, work)
 
 
-# ---------------------------------------------------------------- local steps
 @njit(cache=True)
 def _copy_rows(Yf, Xf):
     """Y = X entrywise, on the flat views."""
@@ -306,12 +326,13 @@ def _local_ops(ops, p, k, X, Z, G, Mom, Vel, Dprev, eta, adam,
     The MPI backend calls this between its communications. ``_simulate`` runs the same phase
     kernels in the same dispatch inline (a call per segment would cost measurable time on small
     problems)."""
+    flat = _flat_step(eta, proj_kind)
     while True:
         op = ops[p]
         if op == OP_STEP_Z:
-            _step_rows(Z, X, G, eta, proj_kind, proj_a, proj_b, dim_u, work)
+            _step_rows(Z, X, G, eta, flat, proj_kind, proj_a, proj_b, dim_u, work)
         elif op == OP_STEP_X:
-            _step_rows_inplace(X, G, eta, proj_kind, proj_a, proj_b, dim_u, work)
+            _step_rows_inplace(X, G, eta, flat, proj_kind, proj_a, proj_b, dim_u, work)
         elif op == OP_ORACLE_Z:
             _oracle_all(Z, G, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state)
         elif op == OP_ORACLE_X:
@@ -613,6 +634,7 @@ def _simulate(alg, fid, P, A, S, Abar, Sbar, mean_loop,
     stats[3] = np.inf
     Xf = X.reshape(M * d)
     Zf = Z.reshape(M * d)
+    flat = _flat_step(eta, proj_kind)
 
     oracle_calls = 0.0
     gossip_rounds = 0
@@ -630,9 +652,9 @@ def _simulate(alg, fid, P, A, S, Abar, Sbar, mean_loop,
             if op == OP_END:
                 break
             if op == OP_STEP_Z:
-                _step_rows(Z, X, G, eta, proj_kind, proj_a, proj_b, dim_u, work)
+                _step_rows(Z, X, G, eta, flat, proj_kind, proj_a, proj_b, dim_u, work)
             elif op == OP_STEP_X:
-                _step_rows_inplace(X, G, eta, proj_kind, proj_a, proj_b, dim_u, work)
+                _step_rows_inplace(X, G, eta, flat, proj_kind, proj_a, proj_b, dim_u, work)
             elif op == OP_ORACLE_Z:
                 _oracle_all(Z, G, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state)
             elif op == OP_ORACLE_X:
