@@ -188,6 +188,28 @@ def _sparse_batch(a, ai, n_w, state, w, batch, J):
     return cnt
 
 
+@njit(cache=True, inline="always")
+def _dot_halves(z, p):
+    """y^T x for z = (x, y), x and y in R^p, in four interleaved partial sums (a fixed order:
+    these kernels use no fast-math flags, so that their bits do not depend on where the compiler
+    inlines them; the simulator and the MPI backend must agree bit for bit)."""
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    c = 0
+    while c + 3 < p:
+        s0 += z[p + c] * z[c]
+        s1 += z[p + c + 1] * z[c + 1]
+        s2 += z[p + c + 2] * z[c + 2]
+        s3 += z[p + c + 3] * z[c + 3]
+        c += 4
+    while c < p:
+        s0 += z[p + c] * z[c]
+        c += 1
+    return (s0 + s1) + (s2 + s3)
+
+
 # The helpers below take the record's columns (and values) as views and index them from 0, so
 # that the compiler knows the indices are non-negative and drops the negative-index handling.
 @njit(cache=True, inline="always")
@@ -244,7 +266,7 @@ def _axpy_val(cols, vals, coef, o):
         o[cols[q]] += coef * vals[q]
 
 
-@njit(cache=True, fastmath={"reassoc", "contract"})
+@njit(cache=True)
 def _robust_sparse_rows(Z, O, P, A, S, worker, state, batch):
     """:func:`_robust_rows` on sparse storage (records [k, b, c, columns, values])."""
     p = int(P[0])
@@ -258,9 +280,7 @@ def _robust_sparse_rows(Z, O, P, A, S, worker, state, batch):
         cnt = _sparse_batch(a, ai, n_w, state, w, batch, J)
         o = O[r]
         z = Z[r]
-        yx = 0.0
-        for c in range(p):
-            yx += z[p + c] * z[c]
+        yx = _dot_halves(z, p)
         for c in range(2 * p):
             o[c] = 0.0
         sphi = 0.0
@@ -289,7 +309,7 @@ def _robust_sparse_rows(Z, O, P, A, S, worker, state, batch):
             o[p + c] = sphi * z[c] + lam * z[p + c]
 
 
-@njit(cache=True, fastmath={"reassoc", "contract"})
+@njit(cache=True)
 def _group_logistic_sparse_rows(Z, O, P, A, S, worker, state, batch):
     """:func:`_group_logistic_rows` on sparse storage (records [k, y, group, c, columns, values])."""
     p = int(P[0])
