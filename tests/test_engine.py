@@ -431,3 +431,30 @@ def test_time_varying_one_peer_exponential():
         G = _Fi(prob, Z)
         X = mix(X - 0.05 * G)
     assert np.allclose(tr.final_x, X, atol=1e-13)
+
+
+def test_kernel_cache_guard_drops_stale_compiled_kernels(tmp_path):
+    """numba's cache is invalidated per file only; the guard drops every cached kernel of the
+    package once any source file changes (and keeps them otherwise)."""
+    from minmaxlab._cache import STAMP, guard
+
+    pkg = tmp_path / "pkg"
+    (pkg / "sub" / "__pycache__").mkdir(parents=True)
+    (pkg / "a.py").write_text("x = 1\n")
+    (pkg / "sub" / "b.py").write_text("y = 2\n")
+    cache = pkg / "sub" / "__pycache__"
+    cached = [cache / "b.f-1.py311.nbi", cache / "b.f-1.py311.1.nbc"]
+
+    def fill():
+        for f in cached:
+            f.write_bytes(b"compiled")
+
+    fill()
+    assert guard(pkg) is True  # no stamp yet: unknown provenance
+    assert not any(f.exists() for f in cached) and (pkg / "__pycache__" / STAMP).exists()
+    fill()
+    assert guard(pkg) is False and all(f.exists() for f in cached)  # nothing changed
+    (pkg / "sub" / "b.py").write_text("y = 3\n")  # a callee's file changes
+    assert guard(pkg) is True and not any(f.exists() for f in cached)
+    fill()
+    assert guard(pkg) is False and all(f.exists() for f in cached)
