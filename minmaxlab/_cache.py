@@ -4,8 +4,9 @@ numba invalidates a cached kernel only when its own source file changes, but a c
 carries the compiled code of the kernels it calls, which may live in other files (the engine's
 ``_simulate`` inlines the operators of ``minmaxlab/_datakernels.py``, say). After an edit or an
 upgrade, a stale caller would keep running the old callee. :func:`guard` keeps one stamp over every
-source file of the package and, when it changes, deletes the package's cached kernels so that they
-are compiled again. It runs once per import and costs a hash of the sources (about a millisecond).
+source file of the package that uses numba and, when it changes, deletes the package's cached
+kernels so that they are compiled again. It runs once per import and costs a hash of the sources
+(about a millisecond).
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ STAMP = "kernels.stamp"
 
 
 def _digest(root: Path) -> str:
+    """Hash of the package's source files that use numba (edits elsewhere keep the cache)."""
     h = hashlib.sha256()
     for f in sorted(root.rglob("*.py")):
-        h.update(str(f.relative_to(root)).encode())
-        h.update(f.read_bytes())
+        text = f.read_bytes()
+        if b"numba" in text:
+            h.update(str(f.relative_to(root)).encode())
+            h.update(text)
     return h.hexdigest()
 
 

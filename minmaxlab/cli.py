@@ -66,7 +66,7 @@ def cmd_problems(args) -> int:
     if args.certify:
         print("\nMeasured on the box (random pairs and Jacobians): L_pairs must not exceed L;")
         print("tightness = measured / declared L; r_sampled = smallest sampled Minty ratio.\n")
-        head = f"{'instance':<26}{'L':>10}{'L_pairs':>10}{'tight':>8}{'r_min':>10}{'r_sampled':>11}"
+        head = f"{'instance':<28}{'L':>10}{'L_pairs':>10}{'tight':>8}{'r_min':>10}{'r_sampled':>11}"
         print(head)
         print("-" * len(head))
         for name in instance_files():
@@ -75,7 +75,7 @@ def cmd_problems(args) -> int:
             rmin = "" if prob.r_min is None else f"{prob.r_min:.4f}"
             rs = c.get("r_sampled")
             rs = "" if rs is None else f"{rs:.4f}"
-            print(f"{name:<26}{prob.L:>10.4f}{c['L_pairs']:>10.4f}{c['tightness']:>8.3f}"
+            print(f"{name:<28}{prob.L:>10.4f}{c['L_pairs']:>10.4f}{c['tightness']:>8.3f}"
                   f"{rmin:>10}{rs:>11}")
     return 0
 

@@ -440,8 +440,8 @@ def test_kernel_cache_guard_drops_stale_compiled_kernels(tmp_path):
 
     pkg = tmp_path / "pkg"
     (pkg / "sub" / "__pycache__").mkdir(parents=True)
-    (pkg / "a.py").write_text("x = 1\n")
-    (pkg / "sub" / "b.py").write_text("y = 2\n")
+    (pkg / "a.py").write_text("x = 1\n")  # no kernels here
+    (pkg / "sub" / "b.py").write_text("import numba\ny = 2\n")
     cache = pkg / "sub" / "__pycache__"
     cached = [cache / "b.f-1.py311.nbi", cache / "b.f-1.py311.1.nbc"]
 
@@ -454,7 +454,9 @@ def test_kernel_cache_guard_drops_stale_compiled_kernels(tmp_path):
     assert not any(f.exists() for f in cached) and (pkg / "__pycache__" / STAMP).exists()
     fill()
     assert guard(pkg) is False and all(f.exists() for f in cached)  # nothing changed
-    (pkg / "sub" / "b.py").write_text("y = 3\n")  # a callee's file changes
+    (pkg / "a.py").write_text("x = 2\n")  # a file without kernels changes: the cache stays
+    assert guard(pkg) is False and all(f.exists() for f in cached)
+    (pkg / "sub" / "b.py").write_text("import numba\ny = 3\n")  # a kernel file changes
     assert guard(pkg) is True and not any(f.exists() for f in cached)
     fill()
     assert guard(pkg) is False and all(f.exists() for f in cached)

@@ -171,13 +171,13 @@ def catalog() -> list[dict]:
 
 def format_catalog(rows: list[dict] | None = None) -> str:
     rows = catalog() if rows is None else rows
-    head = f"{'instance':<26}{'family':<20}{'dim':>5}{'L':>10}  {'Lipschitz on':<16}{'MVI':<10}" \
+    head = f"{'instance':<28}{'family':<20}{'dim':>5}{'L':>10}  {'Lipschitz on':<16}{'MVI':<10}" \
            f"{'r_min':>9}  z*"
     lines = [head, "-" * len(head)]
     for r in rows:
         where = "R^d" if r["lipschitz"] == "global" else f"[{r['box'][0]:g},{r['box'][1]:g}]^d"
         rmin = "" if r["r_min"] is None else f"{r['r_min']:.4f}"
-        lines.append(f"{r['instance']:<26}{r['family']:<20}{r['dim']:>5}{r['L']:>10.4f}  "
+        lines.append(f"{r['instance']:<28}{r['family']:<20}{r['dim']:>5}{r['L']:>10.4f}  "
                      f"{where:<16}{r['mvi']:<10}{rmin:>9}  {'known' if r['solution_known'] else '-'}")
     return "\n".join(lines)
 
