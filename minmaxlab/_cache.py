@@ -12,6 +12,7 @@ kernels so that they are compiled again. It runs once per import and costs a has
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 STAMP = "kernels.stamp"
@@ -42,7 +43,7 @@ def guard(root: Path | None = None) -> bool:
             for f in root.rglob(pattern):
                 f.unlink(missing_ok=True)
         stamp.parent.mkdir(exist_ok=True)
-        tmp = stamp.with_suffix(f".{hashlib.sha256(str(id(digest)).encode()).hexdigest()[:8]}")
+        tmp = stamp.with_suffix(f".{os.getpid()}")
         tmp.write_text(digest)
         tmp.replace(stamp)  # atomic: concurrent imports see the old or the new stamp
         return True

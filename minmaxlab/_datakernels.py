@@ -98,6 +98,45 @@ def _dot(a, x, p):
     return s
 
 
+# ---------------------------------------------------------------- per-family arithmetic
+# Shared by the dense and the sparse kernels (inlined: the same operations, the same bits).
+@njit(cache=True, inline="always")
+def _robust_weight(c, res):
+    """c phi'(r) for phi(r) = log(1 + r^2 / 2)."""
+    return c * 2.0 * res / (2.0 + res * res)
+
+
+@njit(cache=True, inline="always")
+def _robust_finish(o, z, p, lam, sphi, cnt):
+    """o = F from o_x = -sum_j c_j phi'(r_j) a_j and sphi = sum_j c_j phi'(r_j) over cnt samples."""
+    inv = 1.0 / cnt
+    sphi *= inv
+    for c in range(p):
+        o[c] = o[c] * inv - sphi * z[p + c]
+        o[p + c] = sphi * z[c] + lam * z[p + c]
+
+
+@njit(cache=True, inline="always")
+def _group_logistic_sample(o, z, p, du, y, g, cj, dot):
+    """One sample's bias and q terms of the group-logistic F (dot = a^T w_a); returns the
+    coefficient c_j q_g dloss/ds of its features."""
+    m = -y * (z[p] + dot)
+    coef = -cj * z[du + g] * y * _sigmoid(m)
+    o[p] += coef
+    o[du + g] += cj * _softplus(m)
+    return coef
+
+
+@njit(cache=True, inline="always")
+def _group_logistic_finish(o, z, p, K, du, l2, rho, cnt):
+    inv = 1.0 / cnt
+    for c in range(p):
+        o[c] = o[c] * inv + l2 * z[c]
+    o[p] *= inv
+    for k in range(K):
+        o[du + k] = -o[du + k] * inv + rho * (z[du + k] - 1.0 / K)
+
+
 @njit(cache=True)
 def _robust_rows(Z, O, P, A, S, worker, state, batch):
     """F = (grad_x f, -grad_y f) of f(x, y) = mean_j c_j log(1 + r_j^2 / 2) - (lam/2)||y||^2,
@@ -116,16 +155,11 @@ def _robust_rows(Z, O, P, A, S, worker, state, batch):
         for t in range(cnt):
             j = _pick(state, w, t, n_w, batch)
             a = A[kw, j]
-            res = a[p] - _dot_shift(a, z, p)
-            ph = a[p + 1] * 2.0 * res / (2.0 + res * res)  # c_j phi'(r_j)
+            ph = _robust_weight(a[p + 1], a[p] - _dot_shift(a, z, p))
             sphi += ph
             for c in range(p):
                 o[c] -= ph * a[c]
-        inv = 1.0 / cnt
-        sphi *= inv
-        for c in range(p):
-            o[c] = o[c] * inv - sphi * z[p + c]
-            o[p + c] = sphi * z[c] + lam * z[p + c]
+        _robust_finish(o, z, p, lam, sphi, cnt)
 
 
 @njit(cache=True)
@@ -141,26 +175,16 @@ def _group_logistic_rows(Z, O, P, A, S, worker, state, batch):
         w = worker if worker >= 0 else r
         kw, n_w = _shard(P, A, w, 4)
         cnt = batch if batch > 0 else n_w
+        o = O[r]
+        z = Z[r]
         for c in range(du + K):
-            O[r, c] = 0.0
+            o[c] = 0.0
         for t in range(cnt):
-            j = _pick(state, w, t, n_w, batch)
-            s = Z[r, p] + _dot(A[kw, j], Z[r], p)
-            y = A[kw, j, p]
-            g = int(A[kw, j, p + 1])
-            cj = A[kw, j, p + 2]
-            m = -y * s
-            coef = -cj * Z[r, du + g] * y * _sigmoid(m)  # c_j q_g dloss/ds
+            a = A[kw, _pick(state, w, t, n_w, batch)]
+            coef = _group_logistic_sample(o, z, p, du, a[p], int(a[p + 1]), a[p + 2], _dot(a, z, p))
             for c in range(p):
-                O[r, c] += coef * A[kw, j, c]
-            O[r, p] += coef
-            O[r, du + g] += cj * _softplus(m)
-        inv = 1.0 / cnt
-        for c in range(p):
-            O[r, c] = O[r, c] * inv + l2 * Z[r, c]
-        O[r, p] *= inv
-        for k in range(K):
-            O[r, du + k] = -O[r, du + k] * inv + rho * (Z[r, du + k] - 1.0 / K)
+                o[c] += coef * a[c]
+        _group_logistic_finish(o, z, p, K, du, l2, rho, cnt)
 
 
 # ---------------------------------------------------------------- sparse storage
@@ -175,9 +199,12 @@ def _sparse_block(A, w):
 
 @njit(cache=True, inline="always")
 def _sparse_batch(a, ai, n_w, state, w, batch, J):
-    """The records (their words) of worker w's mini-batch into J, drawn as the dense kernels
-    draw them, and prefetched; batch = 0: every row in order."""
+    """The records (their words) of worker w's mini-batch into J (grown when batch = 0 needs
+    every row, in order), drawn as the dense kernels draw them, and prefetched; returns (count,
+    J)."""
     cnt = batch if batch > 0 else n_w
+    if J.shape[0] < cnt:
+        J = np.empty(cnt, dtype=np.int64)
     for t in range(cnt):
         j = _pick(state, w, t, n_w, batch)
         s = int(ai[2 + j])
@@ -185,7 +212,7 @@ def _sparse_batch(a, ai, n_w, state, w, batch, J):
         if batch > 0:
             for q in range(s, int(ai[3 + j]), 8):
                 _prefetch(a, q)
-    return cnt
+    return cnt, J
 
 
 @njit(cache=True, inline="always")
@@ -275,9 +302,7 @@ def _robust_sparse_rows(Z, O, P, A, S, worker, state, batch):
     for r in range(Z.shape[0]):
         w = worker if worker >= 0 else r
         a, ai, n_w, binary = _sparse_block(A, w)
-        if batch == 0 and J.shape[0] < n_w:
-            J = np.empty(n_w, dtype=np.int64)
-        cnt = _sparse_batch(a, ai, n_w, state, w, batch, J)
+        cnt, J = _sparse_batch(a, ai, n_w, state, w, batch, J)
         o = O[r]
         z = Z[r]
         yx = _dot_halves(z, p)
@@ -288,8 +313,7 @@ def _robust_sparse_rows(Z, O, P, A, S, worker, state, batch):
             for t in range(cnt):
                 s = J[t]
                 cols = ai[2 * s + 6: 2 * s + 6 + ai[2 * s]]
-                res = a[s + 1] - _dot_bin(cols, z) - yx
-                ph = a[s + 2] * 2.0 * res / (2.0 + res * res)  # c_j phi'(r_j)
+                ph = _robust_weight(a[s + 2], a[s + 1] - _dot_bin(cols, z) - yx)
                 sphi += ph
                 _axpy_bin(cols, -ph, o)
         else:
@@ -298,15 +322,10 @@ def _robust_sparse_rows(Z, O, P, A, S, worker, state, batch):
                 k = int(ai[2 * s])
                 cols = ai[2 * s + 6: 2 * s + 6 + k]
                 vals = a[s + 3 + (k + 1) // 2: s + 3 + (k + 1) // 2 + k]
-                res = a[s + 1] - _dot_val(cols, vals, z) - yx
-                ph = a[s + 2] * 2.0 * res / (2.0 + res * res)
+                ph = _robust_weight(a[s + 2], a[s + 1] - _dot_val(cols, vals, z) - yx)
                 sphi += ph
                 _axpy_val(cols, vals, -ph, o)
-        inv = 1.0 / cnt
-        sphi *= inv
-        for c in range(p):
-            o[c] = o[c] * inv - sphi * z[p + c]
-            o[p + c] = sphi * z[c] + lam * z[p + c]
+        _robust_finish(o, z, p, lam, sphi, cnt)
 
 
 @njit(cache=True)
@@ -321,9 +340,7 @@ def _group_logistic_sparse_rows(Z, O, P, A, S, worker, state, batch):
     for r in range(Z.shape[0]):
         w = worker if worker >= 0 else r
         a, ai, n_w, binary = _sparse_block(A, w)
-        if batch == 0 and J.shape[0] < n_w:
-            J = np.empty(n_w, dtype=np.int64)
-        cnt = _sparse_batch(a, ai, n_w, state, w, batch, J)
+        cnt, J = _sparse_batch(a, ai, n_w, state, w, batch, J)
         o = O[r]
         z = Z[r]
         for c in range(du + K):
@@ -331,24 +348,13 @@ def _group_logistic_sparse_rows(Z, O, P, A, S, worker, state, batch):
         for t in range(cnt):
             s0 = J[t]
             k = int(ai[2 * s0])
-            y = a[s0 + 1]
-            g = int(a[s0 + 2])
-            cj = a[s0 + 3]
             cols = ai[2 * s0 + 8: 2 * s0 + 8 + k]
             v0 = s0 + 4 + (k + 1) // 2
-            vals = a[v0: v0 + k] if not binary else a[v0: v0]
+            vals = a[v0: v0 + (0 if binary else k)]
             dot = _dot_bin(cols, z) if binary else _dot_val(cols, vals, z)
-            m = -y * (z[p] + dot)
-            coef = -cj * z[du + g] * y * _sigmoid(m)  # c_j q_g dloss/ds
+            coef = _group_logistic_sample(o, z, p, du, a[s0 + 1], int(a[s0 + 2]), a[s0 + 3], dot)
             if binary:
                 _axpy_bin(cols, coef, o)
             else:
                 _axpy_val(cols, vals, coef, o)
-            o[p] += coef
-            o[du + g] += cj * _softplus(m)
-        inv = 1.0 / cnt
-        for c in range(p):
-            o[c] = o[c] * inv + l2 * z[c]
-        o[p] *= inv
-        for k in range(K):
-            o[du + k] = -o[du + k] * inv + rho * (z[du + k] - 1.0 / K)
+        _group_logistic_finish(o, z, p, K, du, l2, rho, cnt)

@@ -41,10 +41,8 @@ def _decode(buf):
     for j in range(n):
         s = offs[j]
         k = int(bits[2 * s])
-        nE = None
         # extras fill the words up to the columns; their count is fixed by the record length
-        length = offs[j + 1] - s
-        nE = length - 1 - (k + 1) // 2 - (0 if binary else k)
+        nE = offs[j + 1] - s - 1 - (k + 1) // 2 - (0 if binary else k)
         cols = bits[2 * (s + 1 + nE): 2 * (s + 1 + nE) + k].astype(np.int64)
         vals = np.ones(k) if binary else buf[s + 1 + nE + (k + 1) // 2: s + 1 + nE + (k + 1) // 2 + k]
         rows.append((cols, vals))

@@ -174,10 +174,17 @@ def _project_segment(kind, a, b, step, y, lo, hi, work):
 def _project_rows(Y, proj_kind, proj_a, proj_b, eta, dim_u, work):
     if proj_kind[0] == PROJ_NONE and proj_kind[1] == PROJ_NONE:
         return
-    M, d = Y.shape
-    for i in range(M):
-        _project_segment(proj_kind[0], proj_a[0], proj_b[0], eta[0], Y[i], 0, dim_u, work)
-        _project_segment(proj_kind[1], proj_a[1], proj_b[1], eta[d - 1], Y[i], dim_u, d, work)
+    for i in range(Y.shape[0]):
+        _project_row(Y[i], proj_kind, proj_a, proj_b, eta, dim_u, work)
+
+
+@njit(cache=True, inline="always")
+def _project_row(y, proj_kind, proj_a, proj_b, eta, dim_u, work):
+    """Both players' constraints on one row: u = y[:dim_u] with eta[0], v = y[dim_u:] with the
+    last coordinate's eta."""
+    d = y.shape[0]
+    _project_segment(proj_kind[0], proj_a[0], proj_b[0], eta[0], y, 0, dim_u, work)
+    _project_segment(proj_kind[1], proj_a[1], proj_b[1], eta[d - 1], y, dim_u, d, work)
 
 
 @njit(cache=True)
@@ -210,8 +217,7 @@ def _step_rows(Y, X, G, eta, flat, proj_kind, proj_a, proj_b, dim_u, work):
         g = G[i]
         for c in range(d):
             y[c] = x[c] - eta[c] * g[c]
-        _project_segment(proj_kind[0], proj_a[0], proj_b[0], eta[0], y, 0, dim_u, work)
-        _project_segment(proj_kind[1], proj_a[1], proj_b[1], eta[d - 1], y, dim_u, d, work)
+        _project_row(y, proj_kind, proj_a, proj_b, eta, dim_u, work)
 
 
 @njit(cache=True)
@@ -230,8 +236,7 @@ def _step_rows_inplace(X, G, eta, flat, proj_kind, proj_a, proj_b, dim_u, work):
         g = G[i]
         for c in range(d):
             x[c] -= eta[c] * g[c]
-        _project_segment(proj_kind[0], proj_a[0], proj_b[0], eta[0], x, 0, dim_u, work)
-        _project_segment(proj_kind[1], proj_a[1], proj_b[1], eta[d - 1], x, dim_u, d, work)
+        _project_row(x, proj_kind, proj_a, proj_b, eta, dim_u, work)
 
 
 @njit(cache=True)
@@ -579,8 +584,7 @@ def _gradient_mapping(zbar, fbar, s_avg, eta, proj_kind, proj_a, proj_b, dim_u, 
     d = y.shape[0]
     for c in range(d):
         y[c] = zbar[0, c] - eta[c] * fbar[0, c]
-    _project_segment(proj_kind[0], proj_a[0], proj_b[0], eta[0], y, 0, dim_u, work)
-    _project_segment(proj_kind[1], proj_a[1], proj_b[1], eta[d - 1], y, dim_u, d, work)
+    _project_row(y, proj_kind, proj_a, proj_b, eta, dim_u, work)
     s = 0.0
     for c in range(d):
         v = (zbar[0, c] - y[c]) / eta[c]

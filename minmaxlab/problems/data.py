@@ -81,10 +81,10 @@ class _DataProblem(ShardedProblem):
             E = E.copy()
             E[:, -1] *= N / (M * X.shape[0])
             pooled_E.append(E)
-        stack = sp.vstack if storage == "sparse" else np.vstack
+        Xs = [X for X, _ in shards]
         self._shards = shards
-        self._pool = (sp.csr_matrix(stack([X for X, _ in shards])) if storage == "sparse"
-                      else stack([X for X, _ in shards]), np.vstack(pooled_E))
+        self._pool = (sp.vstack(Xs, format="csr") if storage == "sparse" else np.vstack(Xs),
+                      np.vstack(pooled_E))
         self.storage = storage
         if storage == "sparse":
             return _pack_sparse(shards), counts, _pack_sparse([self._pool])

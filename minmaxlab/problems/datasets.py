@@ -119,8 +119,6 @@ def maxabs(X_train, *others) -> list:
 def prepare(X_train, X_test, scaling: str = "auto", storage: str = "auto"):
     """Scale the features (fitted on the training part) and choose their storage; returns
     (X_train, X_test, storage) with CSR matrices for ``sparse`` storage, arrays for ``dense``."""
-    from minmaxlab.errors import ProblemError
-
     if scaling not in SCALINGS:
         raise ProblemError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
     if storage not in STORAGES:
@@ -167,13 +165,20 @@ def synthetic_regression(n: int, features: int, rng: np.random.Generator, outlie
     N(0, 1) entries (at least one), b = a^T x_true + noise * N(0, 1), and a fraction ``outliers`` of
     the responses shifted by N(0, 10^2). Returns (A, b, x_true)."""
     X = rng.standard_normal((n, features))
+    return (X, *_planted_response(X, rng, outliers, noise))
+
+
+def _planted_response(X, rng, outliers, noise):
+    """(b, x_true) for features X: x_true with 10% non-zero N(0, 1) entries (at least one),
+    b = X x_true + noise * N(0, 1), a fraction ``outliers`` of b shifted by N(0, 10^2)."""
+    n, features = X.shape
     x_true = np.zeros(features)
     nnz = max(1, features // 10)
     x_true[rng.choice(features, nnz, replace=False)] = rng.standard_normal(nnz)
     b = X @ x_true + noise * rng.standard_normal(n)
     bad = rng.random(n) < outliers
     b[bad] += 10.0 * rng.standard_normal(int(bad.sum()))
-    return X, b, x_true
+    return b, x_true
 
 
 def synthetic_onehot(n: int, features: int, rng: np.random.Generator, outliers: float = 0.05,
@@ -195,13 +200,7 @@ def synthetic_onehot(n: int, features: int, rng: np.random.Generator, outliers: 
     C = np.stack(cols, axis=1)
     A = sp.csr_matrix((np.ones(n * q), C.ravel(), np.arange(0, n * q + 1, q)), shape=(n, features))
     A.sort_indices()
-    x_true = np.zeros(features)
-    nnz = max(1, features // 10)
-    x_true[rng.choice(features, nnz, replace=False)] = rng.standard_normal(nnz)
-    b = A @ x_true + noise * rng.standard_normal(n)
-    bad = rng.random(n) < outliers
-    b[bad] += 10.0 * rng.standard_normal(int(bad.sum()))
-    return A, b, x_true
+    return (A, *_planted_response(A, rng, outliers, noise))
 
 
 __all__ = ["BUILTIN", "SPLITS", "SCALINGS", "STORAGES", "SPARSE_DENSITY", "load_dataset", "density",
