@@ -340,9 +340,10 @@ class _Rank:
                      setup.proj_kind, setup.proj_a, setup.proj_b, problem.dim_u, np.empty(d))
         self.dim_u = problem.dim_u
         self.mean_args = (fid, setup.kernel_data[1], problem._A_mean, problem._S_mean, setup.mean_loop)
-        # the per-iteration reduction (every_iteration): [divergence flag, sum F(z_i), sum z_i]
-        self.small = np.zeros(1 + 2 * d)
-        self.smalls = np.zeros((self.ranks, 1 + 2 * d))
+        # the per-iteration reduction (every_iteration): [divergence flag, sum F(z_i), sum z_i,
+        # sum ||F(z_i)||^2 and d - 1 zeros] (the partial sums of _stationarity_partial)
+        self.small = np.zeros(1 + 3 * d)
+        self.smalls = np.zeros((self.ranks, 1 + 3 * d))
         self.FZl, self.tmpl = np.zeros((m, d)), np.zeros((m, d))
         # records: the blocks of Z and X gathered to rank 0, the metrics computed there
         self.local = np.zeros((2, m, d))
@@ -352,9 +353,9 @@ class _Rank:
             self.Zfull, self.Xfull = np.zeros((M, d)), np.zeros((M, d))
             self.FZ, self.tmpM = np.zeros((M, d)), np.zeros((M, d))
             self.zbar, self.f1, self.tmp1 = np.zeros((1, d)), np.zeros((1, d)), np.zeros((1, d))
-            self.part1, self.acc = np.zeros((1, 2, d)), np.zeros(d)
+            self.part1, self.acc = np.zeros((1, 3, d)), np.zeros(d)
             self.gmy, self.gmw = np.zeros(d), np.zeros(d)
-            self.stats = np.array([0.0, 0.0, np.inf, np.inf, 0.0])
+            self.stats = K.new_stats()
             self.out = np.full((nrec + 1, K.NCOL), np.nan)
             self.traj = np.full((nrec + 1 if record_iterates else 0, d), np.nan)
             self.times = np.full((nrec + 1, 2), np.nan)
@@ -411,17 +412,17 @@ class _Rank:
         MPI, d = self.MPI, self.s.d
         self.small[0] = 0.0 if K._finite_below(self.X, self.blowup) else 1.0
         self.kern._stationarity_partial(self.Z, *self.mean_args, self.s.M, self.FZl, self.tmpl,
-                                        self.small[1:].reshape(2, d))
+                                        self.small[1:].reshape(3, d))
         t0 = time.perf_counter()
         self.comm.Allgather([self.small, MPI.DOUBLE], [self.smalls, MPI.DOUBLE])
         spent = time.perf_counter() - t0
         if self.smalls[:, 0].max() > 0:
             return True, spent
         if self.root:
-            s_loc, s_avg = self.kern._stationarity_finish(
-                self.smalls[:, 1:].reshape(self.ranks, 2, d), *self.mean_args, self.s.M, self.zbar,
+            s_loc, s_avg, s_w = self.kern._stationarity_finish(
+                self.smalls[:, 1:].reshape(self.ranks, 3, d), *self.mean_args, self.s.M, self.zbar,
                 self.f1, self.tmp1)
-            K._accumulate(self.stats, s_loc, s_avg)
+            K._accumulate(self.stats, s_loc, s_avg, s_w)
         return False, spent
 
     def _record(self, k: int) -> bool:
@@ -439,12 +440,13 @@ class _Rank:
             M, d = s.M, s.d
             self.Zfull[:] = self.gathered[:, 0].reshape(M, d)
             self.Xfull[:] = self.gathered[:, 1].reshape(M, d)
-            s_loc, s_avg = self.kern._stationarity(self.Zfull, *self.mean_args, self.FZ, self.tmpM,
-                                                   self.zbar, self.f1, self.tmp1, self.part1)
+            s_loc, s_avg, s_w = self.kern._stationarity(self.Zfull, *self.mean_args, self.FZ,
+                                                        self.tmpM, self.zbar, self.f1, self.tmp1,
+                                                        self.part1)
             if k > 0 or not self.every_iteration:
-                K._accumulate(self.stats, s_loc, s_avg)
-            K._record_row(self.out, self.row, k, s_loc, s_avg, self.stats, self.Zfull, self.Xfull,
-                          self.FZ, s.solution, s.has_solution, self.traj, self.acc,
+                K._accumulate(self.stats, s_loc, s_avg, s_w)
+            K._record_row(self.out, self.row, k, s_loc, s_avg, s_w, self.stats, self.Zfull,
+                          self.Xfull, s.solution, s.has_solution, self.traj, self.acc,
                           self.oracle_calls, self.gossip_rounds, self.floats)
             self.out[self.row, K.COL_GRADIENT_MAPPING] = K._gradient_mapping(
                 self.zbar, self.f1, s_avg, s.eta, s.proj_kind, s.proj_a, s.proj_b, self.dim_u,
@@ -468,16 +470,16 @@ class _Rank:
             K._average_rows(self.Gfull.copy())
         if self.every_iteration:
             self.kern._stationarity_partial(self.Z, *self.mean_args, M, self.FZl, self.tmpl,
-                                            self.small[1:].reshape(2, d).copy())
+                                            self.small[1:].reshape(3, d).copy())
             if self.root:
-                self.kern._stationarity_finish(self.smalls[:, 1:].reshape(self.ranks, 2, d),
+                self.kern._stationarity_finish(self.smalls[:, 1:].reshape(self.ranks, 3, d),
                                                *self.mean_args, M, self.zbar, self.f1, self.tmp1)
         if self.root:
             self.kern._stationarity(self.Zfull, *self.mean_args, self.FZ, self.tmpM, self.zbar,
                                     self.f1, self.tmp1, self.part1)
-            K._accumulate(self.stats.copy(), 0.0, 0.0)
-            K._record_row(self.out.copy(), 0, 0, 0.0, 0.0, self.stats, self.Zfull, self.Xfull,
-                          self.FZ, s.solution, s.has_solution, self.traj.copy(), self.acc, 0.0, 0, 0.0)
+            K._accumulate(self.stats.copy(), 0.0, 0.0, 0.0)
+            K._record_row(self.out.copy(), 0, 0, 0.0, 0.0, 0.0, self.stats, self.Zfull, self.Xfull,
+                          s.solution, s.has_solution, self.traj.copy(), self.acc, 0.0, 0, 0.0)
             K._gradient_mapping(self.zbar, self.f1, 0.0, s.eta, s.proj_kind, s.proj_a, s.proj_b,
                                 self.dim_u, self.gmy, self.gmw)
 

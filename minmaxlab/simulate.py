@@ -21,7 +21,7 @@ from minmaxlab.errors import AlgorithmError, MinmaxlabError
 from minmaxlab.meta import provenance
 from minmaxlab.problems.base import Problem
 
-_USER_KERNELS: dict[tuple[int, int], object] = {}
+_USER_KERNELS: dict[tuple[int, int, int], tuple] = {}
 _NOISE_IDS = {"none": K.NOISE_NONE, "gaussian": K.NOISE_GAUSSIAN, "finite_sum": K.NOISE_FINITE_SUM,
               "sampled": K.NOISE_SAMPLED}
 DEFAULT_RECORDS = 60
@@ -213,10 +213,13 @@ def _kernels_for(problem: Problem, offset: int = 0):
     operator and row offset)."""
     if problem.user_operator is None:
         return K
-    key = (id(problem.user_operator), int(offset))
+    mean_op = problem.mean_operator
+    key = (id(problem.user_operator), id(mean_op), int(offset))
     if key not in _USER_KERNELS:
-        _USER_KERNELS[key] = K.user_kernels(problem.user_operator, offset=offset)
-    return _USER_KERNELS[key]
+        # the entry keeps the functions alive, so that their ids cannot be reused by others
+        ns = K.user_kernels(problem.user_operator, offset=offset, mean_op=mean_op)
+        _USER_KERNELS[key] = (problem.user_operator, mean_op, ns)
+    return _USER_KERNELS[key][2]
 
 
 def _make_trace(problem, topology, algorithm, setup: _Setup, out, traj, rows, status, k_last, X, Z,

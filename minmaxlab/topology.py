@@ -12,7 +12,14 @@ demand. Entry points:
 
 * :func:`topology` -- a named builder (``BUILDERS``) plus a weight rule (``WEIGHT_RULES``);
 * :meth:`Topology.from_graph`, :meth:`Topology.from_matrix`, :meth:`Topology.from_edgelist`;
-* :func:`one_peer_exponential` / :class:`TimeVarying` -- a time-varying one-peer sequence.
+* :func:`one_peer_exponential` / :class:`TimeVarying` -- a time-varying one-peer sequence;
+* :func:`rounds_for_eps` -- the gossip rounds t with rho^t <= eps, the one formula the toolkit uses.
+
+Negative controls need matrices that break A4 on purpose: ``topology(..., rule="random_walk",
+a4=False)`` gives the row-stochastic random-walk matrix W = (D + I)^{-1} (A + I), which is not
+doubly stochastic on an irregular graph (gossip then moves the network average). Without
+``a4=False`` such a rule is an error; with it, :meth:`Topology.check` is skipped and
+``Topology.a4`` is False.
 
 Every bad input raises :class:`~minmaxlab.errors.TopologyError`.
 """
@@ -53,7 +60,9 @@ __all__ = [
     "one_peer_exponential",
     "path_graph",
     "random_regular_graph",
+    "random_walk_weights",
     "ring_graph",
+    "rounds_for_eps",
     "star_graph",
     "topology",
     "torus_graph",
@@ -72,6 +81,25 @@ _SHIFT = 1e-10  # shift-invert at 1 + _SHIFT (top) or -1 - _SHIFT (bottom)
 
 
 # --------------------------------------------------------------------------- small validators
+
+
+def rounds_for_eps(rho: float, eps: float) -> int:
+    """Gossip rounds t with rho^t <= eps: ceil(log(1/eps) / log(1/rho)); 0 when rho counts as 0.
+
+    The toolkit's only copy of this formula (DPOSG's ``schedule="eps"``, the rounds column of the
+    topology table and the C6 claim use it). rho <= 1e-12 counts as 0 (W = J up to rounding, e.g.
+    the complete graph), and a relative slack of 1e-9 keeps exact powers from rounding up
+    (rho = 0.7, eps = 0.49 -> 2; rho = 1/2, eps = 1/4 -> 2).
+    """
+    eps = _as_float(eps, "eps")
+    if not 0.0 < eps < 1.0:
+        raise TopologyError(f"eps must be in (0, 1), got {eps}")
+    rho = _as_float(rho, "rho")
+    if rho <= _RHO_ZERO:
+        return 0
+    if rho >= 1.0:
+        raise TopologyError(f"rho = {rho:.6g} >= 1: gossip does not contract, no t reaches eps")
+    return max(0, math.ceil(math.log(1.0 / eps) / math.log(1.0 / rho) * (1.0 - 1e-9)))
 
 
 def _as_int(value, what: str, minimum: int | None = None) -> int:
@@ -179,6 +207,24 @@ def _diagonal(workers, u, v, w):
     return 1.0 - off
 
 
+def random_walk_weights(u, v, degrees):
+    """Random walk with self loops: W_ij = 1 / (1 + d_i) for j = i and every neighbour j of i.
+
+    Row-stochastic but not column-stochastic unless the graph is regular: it violates A4 (gossip
+    no longer preserves the network average). Returns (rows, cols, values) of every entry; build
+    it with ``topology(name, M, rule="random_walk", a4=False)``, for negative controls only.
+    """
+    M = len(degrees)
+    diag = np.arange(M, dtype=np.int64)
+    rows = np.concatenate([u, v, diag])
+    cols = np.concatenate([v, u, diag])
+    return rows, cols, 1.0 / (1.0 + degrees[rows])
+
+
+#: Rules whose W breaks A4 on purpose (negative controls): ``fn(u, v, degrees) -> (rows, cols,
+#: values)``; :func:`topology` builds them only with ``a4=False``.
+VIOLATING_RULES: dict[str, Callable] = {"random_walk": random_walk_weights}
+
 #: Weight rules by name: ``fn(u, v, degrees, **params) -> (edge_weights, diagonal)``.
 WEIGHT_RULES: dict[str, Callable] = {
     "metropolis": metropolis_weights,
@@ -188,8 +234,8 @@ WEIGHT_RULES: dict[str, Callable] = {
 
 
 def available_rules() -> list[str]:
-    """Names accepted by ``rule=``."""
-    return sorted(WEIGHT_RULES)
+    """Names accepted by ``rule=`` (those of ``VIOLATING_RULES`` need ``a4=False``)."""
+    return sorted([*WEIGHT_RULES, *VIOLATING_RULES])
 
 
 def _rule(rule) -> Callable:
@@ -302,13 +348,15 @@ class Topology:
         params: dict | None = None,
         tol: float = BUILD_TOL,
         symmetric_required: bool = True,
+        a4: bool = True,
     ):
         self._name = str(name)
         self._workers = _check_workers(workers, self._name)
         self._rule = str(rule)
         self._params = dict(params or {})
         self._tol = float(tol)
-        self._symmetric_required = bool(symmetric_required)
+        self._symmetric_required = bool(symmetric_required) and bool(a4)
+        self._a4 = bool(a4)
         M = self._workers
         try:
             arrays = [
@@ -331,7 +379,10 @@ class Topology:
         self._graph = self._check_graph(graph)
         self._eu, self._ev = _edges_of(self._graph)
         self._cache: dict = {}
-        self.check()
+        if self._a4:
+            self.check()
+        elif not np.all(np.isfinite(self._weights)) or np.any(self._weights < 0):
+            raise TopologyError(f"{self._where()}: W must be finite and nonnegative")
 
     # -- read-only attributes
     name = property(lambda self: self._name, doc="Topology name, e.g. 'ring'.")
@@ -344,6 +395,7 @@ class Topology:
     weights = property(lambda self: self._weights, doc="CSR weights, float64, length nnz.")
     tol = property(lambda self: self._tol, doc="Tolerance of the A4 checks.")
     symmetric_required = property(lambda self: self._symmetric_required)
+    a4 = property(lambda self: self._a4, doc="False for a matrix built to violate A4 (controls).")
 
     @property
     def neighbors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -567,18 +619,13 @@ class Topology:
         rho <= 1e-12 counts as 0 (W = J up to rounding, e.g. the complete graph), and a relative
         slack of 1e-9 keeps exact powers (rho = 1/2, eps = 1/4 -> 2) from rounding up.
         """
-        eps = _as_float(eps, "eps")
-        if not 0.0 < eps < 1.0:
-            raise TopologyError(f"eps must be in (0, 1), got {eps}")
-        rho = self.rho
-        if rho <= _RHO_ZERO:
-            return 0
-        if rho >= 1.0:
-            raise TopologyError(f"{self._where()}: rho = {rho:.6g} >= 1, gossip does not contract")
-        return max(0, math.ceil(math.log(1.0 / eps) / math.log(1.0 / rho) * (1.0 - 1e-9)))
+        try:
+            return rounds_for_eps(self.rho, eps)
+        except TopologyError as exc:
+            raise TopologyError(f"{self._where()}: {exc}") from None
 
     def summary(self) -> dict:
-        """Name, workers, rule, edges, max_degree, rho and spectral_gap as a plain dict."""
+        """Name, workers, rule, edges, max_degree, rho, spectral_gap and a4 as a plain dict."""
         return {
             "name": self._name,
             "workers": self._workers,
@@ -587,6 +634,7 @@ class Topology:
             "max_degree": self.max_degree,
             "rho": self.rho,
             "spectral_gap": self.spectral_gap,
+            "a4": self._a4,
         }
 
     def __repr__(self) -> str:
@@ -911,11 +959,13 @@ def available_topologies() -> list[str]:
     return sorted(BUILDERS)
 
 
-def topology(name: str, workers: int, rule: str | None = None, seed: int = 0, **params) -> Topology:
+def topology(name: str, workers: int, rule: str | None = None, seed: int = 0, a4: bool = True,
+             **params) -> Topology:
     """Build a named topology with M = ``workers`` and weight rule ``rule`` (default metropolis).
 
     ``params`` go to the builder (e.g. ``rows``, ``p``, ``degree``) or to the rule (``alpha``,
-    ``base`` of 'lazy'); anything else is an error.
+    ``base`` of 'lazy'); anything else is an error. ``a4=False`` is required by, and only
+    accepted with, a rule of ``VIOLATING_RULES`` (a W built to break A4 for a negative control).
     """
     if name not in BUILDERS:
         raise TopologyError(
@@ -924,6 +974,10 @@ def topology(name: str, workers: int, rule: str | None = None, seed: int = 0, **
     workers = _check_workers(workers, name)
     seed = _as_int(seed, f"topology '{name}': seed", minimum=0)
     rule = "metropolis" if rule is None else rule
+    if not isinstance(a4, bool):
+        raise TopologyError(f"topology '{name}': a4 must be true or false, got {a4!r}")
+    if rule in VIOLATING_RULES or not a4:
+        return _violating(name, workers, rule, seed, a4, params)
     fn = _rule(rule)
     builder = BUILDERS[name]
     builder_keys, rule_keys = set(_keyword_names(builder)), set(_keyword_names(fn))
@@ -938,6 +992,27 @@ def topology(name: str, workers: int, rule: str | None = None, seed: int = 0, **
     rule_params = {k: v for k, v in params.items() if k in rule_keys}
     meta = {**G.graph.get("params", {}), **rule_params}
     return _build(G, name, rule, rule_params, meta)
+
+
+def _violating(name, workers, rule, seed, a4, params) -> Topology:
+    if rule not in VIOLATING_RULES:
+        raise TopologyError(f"topology '{name}': a4 = false is only for the rules that break A4 on "
+                            f"purpose ({', '.join(sorted(VIOLATING_RULES))}), got rule {rule!r}")
+    if a4:
+        raise TopologyError(f"topology '{name}': rule {rule!r} gives a W that is not doubly "
+                            "stochastic (it violates A4); build it with a4 = false, for a negative "
+                            "control only")
+    builder = BUILDERS[name]
+    unknown = set(params) - set(_keyword_names(builder))
+    if unknown:
+        raise TopologyError(f"topology '{name}' with rule '{rule}': unknown parameter(s) "
+                            f"{', '.join(sorted(unknown))}")
+    G = builder(workers, seed, **params)
+    u, v = _edges_of(G)
+    degrees = np.bincount(np.concatenate([u, v]), minlength=workers)
+    indptr, indices, weights = _assemble(workers, *VIOLATING_RULES[rule](u, v, degrees))
+    return Topology(name, workers, indptr, indices, weights, G, rule=rule,
+                    params=dict(G.graph.get("params", {})), a4=False)
 
 
 # --------------------------------------------------------------------------- time-varying

@@ -117,7 +117,7 @@ def _np_mapping(prob, zbar, eta):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_gradient_mapping_column(family):
-    assert K.COLUMNS[-1] == "gradient_mapping"
+    assert K.COLUMNS[K.COL_GRADIENT_MAPPING] == "gradient_mapping"
     prob = _small(family, workers=4)
     topo = mml.topology("ring", 4)
     eta = 0.05

@@ -140,6 +140,13 @@ def test_metrics_against_direct_computation():
     full = mml.run(prob, topo, mml.DPOSG(eta=0.05, rounds=2), iterations=50, record="all").to_frame()
     assert last.avg_stationarity_local == pytest.approx(full.stationarity_local[1:].mean(), rel=1e-10)
     assert last.min_stationarity_avg == pytest.approx(full.stationarity_avg[1:].min(), rel=1e-12)
+    workers = np.mean([prob.F(z) @ prob.F(z) for z in Z])
+    assert last.stationarity_workers == pytest.approx(workers, rel=1e-10)
+    assert last.avg_stationarity_workers == pytest.approx(full.stationarity_workers[1:].mean(),
+                                                          rel=1e-10)
+    assert last.min_stationarity_workers == pytest.approx(full.stationarity_workers[1:].min(),
+                                                          rel=1e-12)
+    assert not np.isclose(last.min_stationarity_workers, last.min_stationarity_avg)
 
 
 @settings(max_examples=25, deadline=None)
@@ -460,3 +467,45 @@ def test_kernel_cache_guard_drops_stale_compiled_kernels(tmp_path):
     assert guard(pkg) is True and not any(f.exists() for f in cached)
     fill()
     assert guard(pkg) is False and all(f.exists() for f in cached)
+
+
+_SHIFTS = np.array([[0.3, -0.2], [-0.5, 0.1], [0.2, 0.1]])  # sum over workers = 0
+
+
+def _hetero_op(i, z, out):
+    out[0] = z[1] + z[0] ** 3 / (1.0 + z[0] ** 2) + _SHIFTS[i, 0]
+    out[1] = -z[0] + z[1] ** 3 / (1.0 + z[1] ** 2) + _SHIFTS[i, 1]
+
+
+def _hetero_mean(z, out):
+    out[0] = z[1] + z[0] ** 3 / (1.0 + z[0] ** 2)
+    out[1] = -z[0] + z[1] ** 3 / (1.0 + z[1] ** 2)
+
+
+def test_user_mean_operator_gives_the_metrics_of_the_mean_of_the_locals():
+    """mean_operator(z, out) replaces the M local calls per F (M^2 per recorded point): same
+    trajectories, same metrics up to the order of the additions."""
+    plain = mml.Problem.from_operator(_hetero_op, dim=2, workers=3, L=2.0, solution=[0.0, 0.0],
+                                      mvi="holds")
+    fast = mml.Problem.from_operator(_hetero_op, dim=2, workers=3, L=2.0, solution=[0.0, 0.0],
+                                     mvi="holds", mean_operator=_hetero_mean)
+    assert plain.zeta2 == pytest.approx(np.mean(np.sum(_SHIFTS**2, axis=1)), rel=1e-12)
+    assert fast.zeta2 == plain.zeta2
+    z = np.array([0.7, -1.3])
+    assert np.allclose(fast.F(z), plain.F(z), atol=1e-15)
+    topo = mml.topology("ring", 3)
+    a = mml.run(plain, topo, mml.DPOSG(eta=0.1), 200, record=[0, 100, 200])
+    b = mml.run(fast, topo, mml.DPOSG(eta=0.1), 200, record=[0, 100, 200])
+    assert np.array_equal(a.final_z, b.final_z)  # the oracle is the same: only metrics differ
+    fa, fb = a.to_frame(), b.to_frame()
+    for col in ("stationarity_local", "stationarity_avg", "stationarity_workers",
+                "avg_stationarity_workers"):
+        assert np.allclose(fa[col], fb[col], rtol=1e-12, atol=1e-300), col
+    assert fb.stationarity_workers.iloc[-1] > 1e-6  # heterogeneous at z*: a floor with t = 1
+
+
+def test_user_problem_bad_dim_u_and_mean_operator():
+    with pytest.raises(mml.ProblemError, match="dim_u must be an integer in 0..2"):
+        mml.Problem.from_operator(_hetero_op, dim=2, workers=3, L=2.0, dim_u=5)
+    with pytest.raises(mml.ProblemError, match="mean_operator"):
+        mml.Problem.from_operator(_hetero_op, dim=2, workers=3, L=2.0, mean_operator=3)

@@ -130,10 +130,12 @@ def _g(kind, s):
         return s**2 / (1 + s**2)
     if kind == "log":
         return 0.5 * np.log1p(s**2)
+    if kind == "quartic":
+        return 0.25 * np.log1p(s**4)
     return 1 - np.exp(-(s**2) / 2)
 
 
-@pytest.mark.parametrize("g", ["rational", "log", "gaussian"])
+@pytest.mark.parametrize("g", ["rational", "log", "gaussian", "quartic"])
 def test_minty_bowl_operator_is_the_game_gradient(g):
     prob = MintyBowl(dim=6, dim_u=2, g=g, alpha=0.7, seed=5)
     A, p = prob.matrix, 2
@@ -204,10 +206,49 @@ def test_heterogeneity(family):
     assert np.allclose(diff.F(z), diff.F_mean_of_locals(z), atol=1e-12)
 
 
+@pytest.mark.parametrize("family", sorted(CERTIFIED))
+@pytest.mark.parametrize("h, shift", [(0.0, 0.6), (0.7, 0.6), (0.7, 0.0)])
+def test_heterogeneity_at_the_solution_is_certified(family, h, shift):
+    """zeta^2 = (1/M) sum_i ||F_i(z*)||^2: the family's closed form against the kernels; shifts
+    keep F, L and z* and add exactly shift^2 where the family's own F_i(z*) vanish."""
+    prob = FAMILIES[family](workers=5, heterogeneity=h, shift=shift, seed=3)
+    base = FAMILIES[family](workers=5, heterogeneity=h, seed=3)
+    c = certify(prob, pairs=300, points=10, seed=1)
+    assert c["zeta2_measured"] == pytest.approx(prob.zeta2, rel=1e-9, abs=1e-24)
+    assert c["F_at_solution"] < 1e-10
+    z = prob.sample_box(np.random.default_rng(4), 20)
+    assert np.allclose(prob.F(z), base.F(z), atol=1e-12)
+    assert (prob.L, prob.L_local, prob.mvi) == (base.L, base.L_local, base.mvi)
+    assert np.array_equal(prob.solution, base.solution)
+    b = prob.F_i_all(prob.solution) - base.F_i_all(base.solution)
+    assert np.allclose(b.sum(axis=0), 0, atol=1e-12)
+    assert np.mean(np.sum(b**2, axis=1)) == pytest.approx(shift**2, rel=1e-12, abs=1e-30)
+    if base.zeta2 == 0:
+        assert prob.zeta2 == pytest.approx(shift**2, rel=1e-12)
+    one = FAMILIES[family](workers=1, shift=shift, seed=3)
+    assert one.zeta2 == pytest.approx(0.0, abs=1e-24) or family == "covariance_wgan"
+
+
+def test_quartic_minty_bowl_is_degenerate_at_its_solution():
+    prob = MintyBowl(workers=2, dim=6, dim_u=4, g="quartic", seed=1)
+    J = prob.jacobian(np.zeros(6))
+    assert np.allclose(J + J.T, 0, atol=1e-9)  # g''(0) = 0: only the skew coupling remains
+    assert np.linalg.matrix_rank(J, tol=1e-8) == 4  # a 4 x 2 coupling: a 2-dimensional kernel
+    c = certify(prob, pairs=3000, points=100, seed=2)
+    assert c["L_pairs"] <= prob.L * (1 + 1e-9) and c["r_sampled"] >= -1e-12
+    assert prob.L == pytest.approx(0.881 + 1.0)
+
+
+def test_instance_claims_zeta2():
+    p = mml.problem("minty_bowl_shifted")
+    assert p.workers == 8 and p.zeta2 == pytest.approx(1.0)
+    assert mml.problem("minty_bowl_shifted", workers=1).zeta2 == 0.0  # one worker: nothing to shift
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     z=st.lists(st.floats(-50, 50), min_size=6, max_size=6),
-    g=st.sampled_from(["rational", "log", "gaussian"]),
+    g=st.sampled_from(["rational", "log", "gaussian", "quartic"]),
     h=st.floats(0, 2),
 )
 def test_minty_bowl_mvi_property(z, g, h):

@@ -207,7 +207,7 @@ def test_available_names():
         "ring path torus complete star hypercube exponential erdos_renyi expander random_regular"
     )
     assert set(names.split()) <= set(available_topologies())
-    assert available_rules() == ["lazy", "maxdegree", "metropolis"]
+    assert available_rules() == ["lazy", "maxdegree", "metropolis", "random_walk"]
 
 
 # --------------------------------------------------------------------------- sparse spectra
@@ -306,7 +306,7 @@ def test_rounds_for_hand_computed():
 def test_summary_table_and_cli_text():
     t = topology("ring", 16)
     s = t.summary()
-    assert set(s) == {"name", "workers", "rule", "edges", "max_degree", "rho", "spectral_gap"}
+    assert set(s) == {"name", "workers", "rule", "edges", "max_degree", "rho", "spectral_gap", "a4"}
     head = ("ring", 16, "metropolis", 16, 2)
     assert (s["name"], s["workers"], s["rule"], s["edges"], s["max_degree"]) == head
     table = format_table([t, topology("complete", 16)]).splitlines()
@@ -431,3 +431,32 @@ def test_builder_specific_errors():
         topology("expander", 5, degree=5)
     with pytest.raises(TopologyError, match="seed"):
         topology("ring", 8, seed=-1)
+
+
+def test_one_rounds_for_eps_formula_everywhere():
+    """rho = 0.7, eps = 0.49 = rho^2 needs exactly 2 rounds: the topology table, DPOSG's eps
+    schedule and the C6 claim use the same function."""
+    import minmaxlab as mml
+    from minmaxlab.topology import rounds_for_eps
+
+    assert rounds_for_eps(0.7, 0.49) == 2 and rounds_for_eps(0.5, 0.25) == 2
+    assert rounds_for_eps(0.5, 0.2) == 3 and rounds_for_eps(0.0, 0.1) == 0
+    sched = mml.DPOSG(eta=0.1, schedule="eps", eps=0.49).rounds_schedule(3, 0.7)
+    assert list(sched) == [2, 2, 2]
+    assert list(mml.DPOSG(eta=0.1, schedule="eps", eps=0.1).rounds_schedule(1, 0.0)) == [1]
+    t = topology("torus", 16)
+    assert t.rounds_for(1e-3) == rounds_for_eps(t.rho, 1e-3)
+    with pytest.raises(TopologyError, match="eps"):
+        rounds_for_eps(0.5, 1.5)
+
+
+def test_a4_violating_rule_only_on_request():
+    with pytest.raises(TopologyError, match="a4 = false"):
+        topology("star", 6, rule="random_walk")
+    with pytest.raises(TopologyError, match="only for the rules that break A4"):
+        topology("star", 6, a4=False)
+    t = topology("star", 6, rule="random_walk", a4=False)
+    W = t.W
+    assert t.a4 is False and np.allclose(W.sum(axis=1), 1.0)
+    assert not np.allclose(W.sum(axis=0), 1.0)  # not doubly stochastic: gossip moves the average
+    assert topology("ring", 6).a4 is True

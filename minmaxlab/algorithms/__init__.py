@@ -17,6 +17,7 @@ import numpy as np
 
 from minmaxlab.algorithms import _kernels as K
 from minmaxlab.errors import AlgorithmError
+from minmaxlab.topology import rounds_for_eps
 
 SCHEDULES = ("constant", "log", "eps")
 VARIANTS = ("default", "single_exchange")
@@ -171,7 +172,7 @@ class DPOSG(_Gossiping):
             k = np.arange(1, iterations + 1)
             return (self.rounds + np.floor(np.log2(k))).astype(np.int64)
         # at least one round: even W = J (rho = 0) needs one exchange to average
-        t = 1 if rho <= 0 else math.ceil(math.log(1 / self.eps) / math.log(1 / rho))
+        t = rounds_for_eps(rho, self.eps)
         return np.full(iterations, max(t, 1), dtype=np.int64)
 
 

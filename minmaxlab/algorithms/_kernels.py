@@ -50,7 +50,8 @@ COLUMNS = (
     "iteration", "stationarity_local", "stationarity_avg", "avg_stationarity_local",
     "avg_stationarity_avg", "min_stationarity_local", "min_stationarity_avg", "consensus_z",
     "consensus_x", "dist_to_solution", "oracle_calls", "gossip_rounds", "floats_sent_per_worker",
-    "stationarity_workers", "gradient_mapping",
+    "stationarity_workers", "gradient_mapping", "avg_stationarity_workers",
+    "min_stationarity_workers",
 )
 COL_GRADIENT_MAPPING = 14
 NCOL = len(COLUMNS)
@@ -457,29 +458,35 @@ def _average_rows(Y):
 @njit(cache=True, inline="always")
 def _stationarity_partial(Z, fid, P, Abar, Sbar, mean_loop, M, FZ, tmpM, part):
     """Partial sums over a block of workers (the rows of Z; M = all workers): FZ[i] = F(z_i) with
-    the mean operator F, part[0] = sum_i F(z_i) and part[1] = sum_i z_i, added in row order.
-    Work array: tmpM (shape of Z)."""
+    the mean operator F, part[0] = sum_i F(z_i) and part[1] = sum_i z_i, added in row order, and
+    part[2, 0] = sum_i ||F(z_i)||^2 (the rest of part[2] is zero). Work array: tmpM (shape of Z)."""
     n, d = Z.shape
     _mean_rows(Z, FZ, tmpM, fid, P, Abar, Sbar, mean_loop, M)
     for c in range(d):
         part[0, c] = 0.0
         part[1, c] = 0.0
+        part[2, c] = 0.0
+    sw = 0.0
     for i in range(n):
         for c in range(d):
             part[0, c] += FZ[i, c]
             part[1, c] += Z[i, c]
+            sw += FZ[i, c] * FZ[i, c]
+    part[2, 0] = sw
 
 
 @njit(cache=True, inline="always")
 def _stationarity_finish(parts, fid, P, Abar, Sbar, mean_loop, M, zbar, f1, tmp1):
-    """(||(1/M) sum_i F(z_i)||^2, ||F(zbar)||^2) from the partial sums of consecutive blocks of
-    workers (parts[b] from :func:`_stationarity_partial`), added in block order. Work arrays:
-    zbar, f1, tmp1 (1, d)."""
+    """(||(1/M) sum_i F(z_i)||^2, ||F(zbar)||^2, (1/M) sum_i ||F(z_i)||^2) from the partial sums
+    of consecutive blocks of workers (parts[b] from :func:`_stationarity_partial`), added in block
+    order. Work arrays: zbar, f1, tmp1 (1, d)."""
     B, _, d = parts.shape
     for c in range(d):
         f1[0, c] = 0.0
         zbar[0, c] = 0.0
+    s_w = 0.0
     for b in range(B):
+        s_w += parts[b, 2, 0]
         for c in range(d):
             f1[0, c] += parts[b, 0, c]
             zbar[0, c] += parts[b, 1, c]
@@ -492,21 +499,26 @@ def _stationarity_finish(parts, fid, P, Abar, Sbar, mean_loop, M, zbar, f1, tmp1
     s_avg = 0.0
     for c in range(d):
         s_avg += f1[0, c] * f1[0, c]
-    return s_loc, s_avg
+    return s_loc, s_avg, s_w / M
 
 
 @njit(cache=True, inline="always")
 def _stationarity(Z, fid, P, Abar, Sbar, mean_loop, FZ, tmpM, zbar, f1, tmp1, part):
-    """(||(1/M) sum_i F(z_i)||^2, ||F(zbar)||^2) over all M workers (the rows of Z). Work arrays:
-    FZ, tmpM (M, d); zbar, f1, tmp1 (1, d); part (1, 2, d). On return FZ holds F(z_i) in row i."""
+    """(||(1/M) sum_i F(z_i)||^2, ||F(zbar)||^2, (1/M) sum_i ||F(z_i)||^2) over all M workers (the
+    rows of Z). Work arrays: FZ, tmpM (M, d); zbar, f1, tmp1 (1, d); part (1, 3, d). On return FZ
+    holds F(z_i) in row i."""
     M = Z.shape[0]
     _stationarity_partial(Z, fid, P, Abar, Sbar, mean_loop, M, FZ, tmpM, part[0])
     return _stationarity_finish(part, fid, P, Abar, Sbar, mean_loop, M, zbar, f1, tmp1)
 
 
+NSTATS = 7  # the running statistics of _accumulate
+
+
 @njit(cache=True, inline="always")
-def _accumulate(stats, s_loc, s_avg):
-    """Running sums and minima: stats = (sum_loc, sum_avg, min_loc, min_avg, terms)."""
+def _accumulate(stats, s_loc, s_avg, s_w):
+    """Running sums and minima of the three stationarity measures:
+    stats = (sum_loc, sum_avg, min_loc, min_avg, terms, sum_workers, min_workers)."""
     stats[0] += s_loc
     stats[1] += s_avg
     if s_loc < stats[2]:
@@ -514,6 +526,16 @@ def _accumulate(stats, s_loc, s_avg):
     if s_avg < stats[3]:
         stats[3] = s_avg
     stats[4] += 1.0
+    stats[5] += s_w
+    if s_w < stats[6]:
+        stats[6] = s_w
+
+
+def new_stats() -> np.ndarray:
+    """Fresh running statistics for :func:`_accumulate` (sums 0, minima +inf)."""
+    stats = np.zeros(NSTATS)
+    stats[2] = stats[3] = stats[6] = np.inf
+    return stats
 
 
 @njit(cache=True)
@@ -535,11 +557,11 @@ def _consensus(Y, mean):
 
 
 @njit(cache=True)
-def _record_row(out, row, k, s_loc, s_avg, stats, Z, X, FZ, solution, has_solution, traj, acc,
+def _record_row(out, row, k, s_loc, s_avg, s_w, stats, Z, X, solution, has_solution, traj, acc,
                 oracle_calls, gossip_rounds, floats):
     """Write the metric columns COLUMNS of iteration k into out[row] (and zbar into traj[row]
-    when traj has that row), from all M workers' Z and X, FZ[i] = F(z_i) and the running
-    statistics (see :func:`_accumulate`). Work array: acc (d,)."""
+    when traj has that row), from all M workers' Z and X, the three stationarity measures and
+    the running statistics (see :func:`_accumulate`). Work array: acc (d,)."""
     M, d = Z.shape
     n_terms = stats[4]
     out[row, 0] = k
@@ -567,11 +589,9 @@ def _record_row(out, row, k, s_loc, s_avg, stats, Z, X, FZ, solution, has_soluti
     out[row, 10] = oracle_calls
     out[row, 11] = gossip_rounds
     out[row, 12] = floats
-    sw = 0.0  # (1/M) sum_i ||F(z_i)||^2
-    for i in range(M):
-        for c in range(d):
-            sw += FZ[i, c] * FZ[i, c]
-    out[row, 13] = sw / M
+    out[row, 13] = s_w
+    out[row, 15] = stats[5] / n_terms if n_terms > 0 else s_w
+    out[row, 16] = stats[6] if n_terms > 0 else s_w
 
 
 @njit(cache=True)
@@ -629,13 +649,14 @@ def _simulate(alg, fid, P, A, S, Abar, Sbar, mean_loop,
     zbar = np.empty((1, d))
     f1 = np.empty((1, d))
     tmp1 = np.empty((1, d))
-    part = np.empty((1, 2, d))
+    part = np.empty((1, 3, d))
     acc = np.empty(d)
     work = np.empty(d)
     gmy = np.empty(d)
-    stats = np.zeros(5)
+    stats = np.zeros(NSTATS)
     stats[2] = np.inf
     stats[3] = np.inf
+    stats[6] = np.inf
     Xf = X.reshape(M * d)
     Zf = Z.reshape(M * d)
     flat = _flat_step(eta, proj_kind)
@@ -687,12 +708,12 @@ def _simulate(alg, fid, P, A, S, Abar, Sbar, mean_loop,
         k_last = k
         want = row < nrec and record[row] == k
         if every_iteration or want:
-            s_loc, s_avg = _stationarity(Z, fid, P, Abar, Sbar, mean_loop, FZ, tmpM, zbar, f1, tmp1,
-                                         part)
+            s_loc, s_avg, s_w = _stationarity(Z, fid, P, Abar, Sbar, mean_loop, FZ, tmpM, zbar, f1,
+                                              tmp1, part)
             if k > 0 or not every_iteration:
-                _accumulate(stats, s_loc, s_avg)
+                _accumulate(stats, s_loc, s_avg, s_w)
             if want:
-                _record_row(out, row, k, s_loc, s_avg, stats, Z, X, FZ, solution, has_solution, traj,
+                _record_row(out, row, k, s_loc, s_avg, s_w, stats, Z, X, solution, has_solution, traj,
                             acc, oracle_calls, gossip_rounds, floats)
                 out[row, COL_GRADIENT_MAPPING] = _gradient_mapping(
                     zbar, f1, s_avg, eta, proj_kind, proj_a, proj_b, dim_u, gmy, work)
@@ -705,13 +726,14 @@ _CHAIN = ("_oracle_all", "_mean_rows", "_local_ops", "_stationarity_partial", "_
           "_stationarity", "_simulate")
 
 
-def user_kernels(user_op, offset: int = 0):
+def user_kernels(user_op, offset: int = 0, mean_op=None):
     """Compile the operator-reaching kernels for a user operator ``user_op(i, z, out)``.
 
     Returns a namespace with the functions of ``_CHAIN`` bound to it (no disk cache: the compiled
     code depends on the user's function). ``offset``: the global index of the first row when the
     rows are a block of workers (the MPI backend); F at row r is then worker offset + r's operator.
-    Calls that name their worker (the mean operator) are not shifted.
+    Calls that name their worker (the mean operator) are not shifted. ``mean_op(z, out)``, when
+    given, computes the mean operator F directly instead of averaging the M local operators.
     """
     g = dict(globals())
     offset = int(offset)
@@ -723,7 +745,17 @@ def user_kernels(user_op, offset: int = 0):
 
     g["_rows"] = _user_rows
     ns = types.SimpleNamespace()
-    for name in _CHAIN:
+    chain = _CHAIN
+    if mean_op is not None:
+        @njit
+        def _user_mean_rows(Z, O, tmp, fid, P, Abar, Sbar, mean_loop, M):
+            for r in range(Z.shape[0]):
+                mean_op(Z[r], O[r])
+
+        g["_mean_rows"] = _user_mean_rows
+        ns._mean_rows = _user_mean_rows
+        chain = tuple(name for name in _CHAIN if name != "_mean_rows")
+    for name in chain:
         py = globals()[name].py_func
         fn = types.FunctionType(py.__code__, g, name, py.__defaults__, py.__closure__)
         g[name] = njit(fn)

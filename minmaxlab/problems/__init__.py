@@ -10,8 +10,12 @@ the family keys; ``params`` override the instance's parameters.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import inspect
 import os
+import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +55,8 @@ for _cls in (RobustRegression, DRORegression, FairClassification):
 _REQUIRED = ("name", "family", "reference")
 _ALLOWED_TOP = {"name", "family", "description", "reference", "seed", "workers", "params",
                 "claimed"}
-_CLAIM_KEYS = {"L", "mvi", "r_min"}
+_CLAIM_KEYS = {"L", "mvi", "r_min", "zeta2"}
+CATALOG_WORKERS = 8
 
 
 def instance_dirs() -> list[Path]:
@@ -116,7 +121,7 @@ def check_claims(prob: Problem, claimed: dict, where: str, rtol: float = 1e-5) -
     if "mvi" in claimed and claimed["mvi"] != prob.mvi:
         raise ProblemError(f"{where}: claims mvi = {claimed['mvi']!r} but the family declares "
                            f"{prob.mvi!r}")
-    for key in ("L", "r_min"):
+    for key in ("L", "r_min", "zeta2"):
         if key not in claimed:
             continue
         have = getattr(prob, key)
@@ -125,10 +130,93 @@ def check_claims(prob: Problem, claimed: dict, where: str, rtol: float = 1e-5) -
             raise ProblemError(f"{where}: claims {key} = {want} but the family declares {have}")
 
 
+_USER_SPEC = re.compile(r"^(?P<where>.+\.py|[A-Za-z_][\w.]*):(?P<function>[A-Za-z_]\w*)$")
+_USER_PROBLEMS: dict[tuple, Problem] = {}
+
+
+def is_user_problem(name: str) -> bool:
+    """True for a user's problem factory, ``FILE.py:FUNCTION`` or ``pkg.module:FUNCTION``."""
+    return isinstance(name, str) and _USER_SPEC.match(name) is not None
+
+
+def _user_function(spec: str):
+    m = _USER_SPEC.match(spec)
+    where, fname = m.group("where"), m.group("function")
+    if where.endswith(".py"):
+        path = Path(where)
+        if not path.is_file():
+            found = [d / where for d in instance_dirs() if (d / where).is_file()]
+            if not found:
+                raise ProblemError(f"user problem {spec!r}: no file {where} (relative to the "
+                                   f"current folder {Path.cwd()} or the problems folders)")
+            path = found[0]
+        path = path.resolve()
+        name = "minmaxlab_user_" + re.sub(r"\W", "_", str(path))
+        try:
+            module = sys.modules.get(name)
+            if module is None:
+                loader = importlib.util.spec_from_file_location(name, path)
+                module = importlib.util.module_from_spec(loader)
+                loader.loader.exec_module(module)
+                sys.modules[name] = module
+        except Exception as exc:  # the user's code: report its first line, never a traceback
+            raise ProblemError(f"user problem {spec!r}: importing {path} failed: "
+                               f"{type(exc).__name__}: {exc}") from None
+        key = str(path)
+    else:
+        try:
+            module = importlib.import_module(where)
+        except Exception as exc:
+            raise ProblemError(f"user problem {spec!r}: importing module {where} failed: "
+                               f"{type(exc).__name__}: {exc}") from None
+        key = where
+    fn = getattr(module, fname, None)
+    if not callable(fn):
+        raise ProblemError(f"user problem {spec!r}: {where} has no function {fname!r}")
+    return key, fn
+
+
+def user_problem(spec: str, workers: int = 1, seed: int = 0) -> Problem:
+    """The Problem returned by a user's factory ``FUNCTION(workers, seed)``, named by ``spec`` =
+    ``FILE.py:FUNCTION`` (a path, or a file in the problems folders) or ``pkg.module:FUNCTION``.
+    The factory builds its game with ``Problem.from_operator`` or a library family. Built once per
+    (spec, workers, seed) in a process, so that its kernels compile once."""
+    workers = Problem._check_workers(spec, workers)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ProblemError(f"user problem {spec!r}: seed must be an integer, got {seed!r}")
+    key, fn = _user_function(spec)
+    cache_key = (key, fn.__name__, workers, int(seed))
+    if cache_key not in _USER_PROBLEMS:
+        try:
+            prob = fn(workers, int(seed))
+        except ProblemError:
+            raise
+        except Exception as exc:
+            raise ProblemError(f"user problem {spec!r}: {fn.__name__}({workers}, {seed}) raised "
+                               f"{type(exc).__name__}: {exc}") from None
+        if not isinstance(prob, Problem):
+            raise ProblemError(f"user problem {spec!r}: {fn.__name__} must return a minmaxlab "
+                               f"Problem, got {type(prob).__name__}")
+        if prob.workers != workers:
+            raise ProblemError(f"user problem {spec!r}: asked for {workers} workers, "
+                               f"{fn.__name__} returned a problem with {prob.workers}")
+        prob.params = {**prob.params, "factory": spec, "seed": int(seed)}
+        _USER_PROBLEMS[cache_key] = prob
+    return _USER_PROBLEMS[cache_key]
+
+
 def problem(name_or_family: str, workers: int | None = None, **params) -> Problem:
-    """Build a named instance (or a family with its defaults), overriding ``params``."""
+    """Build a named instance (or a family with its defaults), overriding ``params``; or a user's
+    problem ``FILE.py:FUNCTION`` (see :func:`user_problem`; its only parameter is ``seed``)."""
     if not isinstance(name_or_family, str):
         raise ProblemError(f"problem name must be a string, got {name_or_family!r}")
+    if is_user_problem(name_or_family):
+        unknown = sorted(set(params) - {"seed"})
+        if unknown:
+            raise ProblemError(f"user problem {name_or_family!r}: unknown parameter(s) {unknown}; "
+                               "a user's factory takes (workers, seed) only")
+        return user_problem(name_or_family, 1 if workers is None else workers,
+                            params.get("seed", 0))
     files = instance_files()
     key = name_or_family
     path = None
@@ -147,7 +235,10 @@ def problem(name_or_family: str, workers: int | None = None, **params) -> Proble
             workers = inst.get("workers", 1)
         prob = _build(inst["family"], inst["name"], workers, merged)
         if not overridden:
-            check_claims(prob, inst.get("claimed", {}), str(path))
+            claimed = dict(inst.get("claimed", {}))
+            if workers != inst.get("workers", 1):  # zeta^2 is claimed for the instance's workers
+                claimed.pop("zeta2", None)
+            check_claims(prob, claimed, str(path))
         prob.reference = inst["reference"]
         prob.description = inst.get("description", "")
         return prob
@@ -158,10 +249,11 @@ def problem(name_or_family: str, workers: int | None = None, **params) -> Proble
 
 
 def catalog() -> list[dict]:
-    """Every named instance with its declared constants (built with one worker)."""
+    """Every named instance with its declared constants, built with the instance's own number of
+    workers (``CATALOG_WORKERS`` if it names none, so that heterogeneity shows in zeta^2)."""
     rows = []
     for stem, path in instance_files().items():
-        prob = problem(str(path))
+        prob = problem(str(path), workers=load_instance(path).get("workers", CATALOG_WORKERS))
         c = prob.constants()
         c["instance"] = stem
         c["reference"] = prob.reference
@@ -172,13 +264,15 @@ def catalog() -> list[dict]:
 def format_catalog(rows: list[dict] | None = None) -> str:
     rows = catalog() if rows is None else rows
     head = f"{'instance':<28}{'family':<20}{'dim':>5}{'L':>10}  {'Lipschitz on':<16}{'MVI':<10}" \
-           f"{'r_min':>9}  z*"
+           f"{'r_min':>9}  {'z*':<6}{'M':>3}{'zeta^2':>9}"
     lines = [head, "-" * len(head)]
     for r in rows:
         where = "R^d" if r["lipschitz"] == "global" else f"[{r['box'][0]:g},{r['box'][1]:g}]^d"
         rmin = "" if r["r_min"] is None else f"{r['r_min']:.4f}"
+        zeta2 = "" if r.get("zeta2") is None else f"{r['zeta2']:.4g}"
         lines.append(f"{r['instance']:<28}{r['family']:<20}{r['dim']:>5}{r['L']:>10.4f}  "
-                     f"{where:<16}{r['mvi']:<10}{rmin:>9}  {'known' if r['solution_known'] else '-'}")
+                     f"{where:<16}{r['mvi']:<10}{rmin:>9}  {'known' if r['solution_known'] else '-':<6}"
+                     f"{r['workers']:>3}{zeta2:>9}")
     return "\n".join(lines)
 
 
@@ -221,6 +315,9 @@ def certify(prob: Problem, pairs: int = 4000, points: int = 200, seed: int = 0) 
     }
     if prob.solution is not None:
         out["F_at_solution"] = float(np.linalg.norm(prob.F(prob.solution)))
+        # the heterogeneity at z*, evaluated through the kernels (the declared value is the
+        # family's closed form)
+        out["zeta2_measured"] = float(np.mean(np.sum(prob.F_i_all(prob.solution) ** 2, axis=1)))
         r = prob.minty_ratio(np.vstack([Z1, Z2]))
         out["r_sampled"] = float(np.min(r[np.isfinite(r)]))
     return out
@@ -231,4 +328,5 @@ __all__ = [
     "WeakMVIQuadratic", "Forsaken", "GlobalForsaken", "PolarGame", "DiracGAN", "CovarianceWGAN",
     "problem", "catalog", "format_catalog", "certify", "load_instance", "instance_files",
     "family_params", "check_claims", "RobustRegression", "DRORegression", "FairClassification",
+    "user_problem", "is_user_problem",
 ]

@@ -47,6 +47,7 @@ FID_GROUP_LOGISTIC_SPARSE = 14
 G_RATIONAL = 0
 G_LOG = 1
 G_GAUSSIAN = 2
+G_QUARTIC = 3
 
 
 @njit(cache=True, inline="always")
@@ -88,6 +89,9 @@ def _gprime(kind, s):
         return 2.0 * s / (t * t)
     elif kind == G_LOG:  # g(s) = log(1 + s^2) / 2
         return s / (1.0 + s * s)
+    elif kind == G_QUARTIC:  # g(s) = log(1 + s^4) / 4
+        s3 = s * s * s
+        return s3 / (1.0 + s3 * s)
     else:  # g(s) = 1 - exp(-s^2 / 2)
         return s * np.exp(-0.5 * s * s)
 

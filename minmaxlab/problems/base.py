@@ -12,6 +12,10 @@ A problem is data. It holds
   where they are sampled), the MVI status (``"holds"``, ``"equality"``, ``"fails"``, ``"unknown"``),
   ``r_min`` (lower bound of the Minty ratio on the box where MVI fails), the solution ``z*`` where known,
   and how the local operators differ (``heterogeneity`` and ``heterogeneity_kind``);
+* the heterogeneity at the solution, ``zeta2`` = (1/M) sum_i ||F_i(z*)||^2 (None where z* is not
+  known): what stays of the workers' disagreement when the network has converged. Every family
+  takes ``shift``: worker i's operator becomes F_i + b_i with sum_i b_i = 0 and
+  (1/M) sum_i ||b_i||^2 = shift^2, which keeps F, L and z* and makes the workers differ at z*;
 * a noise model (assumption A3), see :class:`Noise`.
 """
 
@@ -72,6 +76,50 @@ def _centered(rng: np.random.Generator, rows: int, shape: tuple, axis: int = 0) 
     return x
 
 
+_MEAN_AS_LOCAL: dict[tuple, tuple] = {}
+
+
+def _mean_as_local(op, mean_op, M):
+    """A local operator that ignores its worker index and returns F = (1/M) sum_j F_j (one per
+    user operator and M in a process, so that its kernels compile once)."""
+    key = (id(op), id(mean_op), int(M))
+    if key not in _MEAN_AS_LOCAL:  # the entry keeps op and mean_op alive: their ids stay theirs
+        _MEAN_AS_LOCAL[key] = (op, mean_op, _compile_mean_as_local(op, mean_op, M))
+    return _MEAN_AS_LOCAL[key][2]
+
+
+def _compile_mean_as_local(op, mean_op, M):
+    if mean_op is not None:
+        @njit
+        def same(i, z, out):
+            mean_op(z, out)
+
+        return same
+
+    @njit
+    def averaged(i, z, out):
+        tmp = np.empty_like(out)
+        for c in range(out.shape[0]):
+            out[c] = 0.0
+        for j in range(M):
+            op(j, z, tmp)
+            for c in range(out.shape[0]):
+                out[c] += tmp[c]
+        for c in range(out.shape[0]):
+            out[c] /= M
+
+    return averaged
+
+
+def _try_compiled(name, what, call):
+    """Call a user function through numba once; a typing error becomes one clear line."""
+    try:
+        call()
+    except Exception as exc:  # numba typing errors are long: summarize them
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ProblemError(f"{name}: {what} could not be compiled or called by numba: {first}") from exc
+
+
 class Problem:
     """A decentralized min-max problem (see the module docstring).
 
@@ -106,6 +154,7 @@ class Problem:
         heterogeneity_kind: str,
         params: dict,
         user_op=None,
+        residuals=None,
     ) -> None:
         self.name = name
         self.dim = int(dim)
@@ -118,6 +167,7 @@ class Problem:
         self._A_mean = np.ascontiguousarray(A_mean, dtype=np.float64)
         self._S_mean = np.ascontiguousarray(S_mean, dtype=np.float64)
         self._user_op = user_op
+        self._mean_op = None
         self.L = float(L)
         self.L_local = float(L_local)
         lo, hi = box
@@ -136,6 +186,43 @@ class Problem:
         self.params = dict(params)
         self.noise = Noise()
         self.constraints = (None, None)
+        # F_i(z*) in closed form, one row per worker (or one shared row); default: the constant terms
+        if self.solution is None:
+            self._residuals = None
+        else:
+            res = self._S if residuals is None else residuals
+            self._residuals = np.array(np.broadcast_to(res, (self.workers, self.dim)), dtype=float)
+
+    @property
+    def zeta2(self) -> float | None:
+        """Heterogeneity at the solution, (1/M) sum_i ||F_i(z*)||^2, from the family's closed form
+        (None where z* is not known). Zero means the workers agree at z*: a decentralized method
+        can then converge with any fixed number of gossip rounds."""
+        if self._residuals is None:
+            return None
+        return float(np.mean(np.sum(self._residuals**2, axis=1)))
+
+    def _shift_workers(self, shift, seed) -> None:
+        """Add b_i to every F_i: Gaussian rows centred over the workers (sum_i b_i = 0) and scaled
+        so that (1/M) sum_i ||b_i||^2 = shift^2 exactly. F, its Lipschitz constants, the Minty
+        status and z* are unchanged; the workers now differ at z* (zeta2 grows by shift^2 plus the
+        cross term with the family's own residuals). With one worker there is nothing to shift."""
+        shift = self._check_nonneg(self.name, "shift", shift)
+        self.params["shift"] = shift
+        M, d = self.workers, self.dim
+        if shift == 0.0 or M == 1:
+            return
+        rng = np.random.default_rng([int(seed), 505])
+        b = rng.standard_normal((M, d))
+        b -= b.mean(axis=0, keepdims=True)
+        b *= shift / np.sqrt(np.mean(np.sum(b**2, axis=1)))
+        self._S = np.ascontiguousarray(np.broadcast_to(self._S, (M, d)) + b)
+        if self._residuals is not None:
+            self._residuals = self._residuals + b
+        if self.heterogeneity_kind == "matrix" and self.heterogeneity == 0:
+            self.heterogeneity_kind = "shift"  # the matrices are all the same
+        elif self.heterogeneity_kind != "shift":
+            self.heterogeneity_kind += "+shift"
 
     # ------------------------------------------------------------------ validation helpers
     @staticmethod
@@ -173,6 +260,11 @@ class Problem:
         """The numba-compiled user operator ``op(i, z, out)``, or None for library families."""
         return self._user_op
 
+    @property
+    def mean_operator(self):
+        """The numba-compiled user mean operator ``mean_op(z, out)``, or None."""
+        return self._mean_op
+
     # ------------------------------------------------------------------ evaluation
     def _as_points(self, z) -> tuple[np.ndarray, bool]:
         Z = np.asarray(z, dtype=np.float64)
@@ -198,11 +290,20 @@ class Problem:
     def F(self, z) -> np.ndarray:
         """The mean operator F = (1/M) sum_i F_i, from the family's own aggregate data."""
         Z, single = self._as_points(z)
-        if self._user_op is not None:
+        if self._mean_op is not None:
+            out = np.empty_like(Z)
+            for r in range(Z.shape[0]):
+                self._mean_op(Z[r], out[r])
+        elif self._user_op is not None:
             out = np.mean([self.F_i(i, Z) for i in range(self.workers)], axis=0)
         else:
             out = K._library_eval_rows(self._fid, 0, Z, self._P, self._A_mean, self._S_mean)
         return out[0] if single else out
+
+    def F_i_all(self, z) -> np.ndarray:
+        """F_i(z) of every worker at one point z, as rows (M, d)."""
+        z = np.asarray(z, dtype=np.float64).reshape(self.dim)
+        return np.array([self.F_i(i, z) for i in range(self.workers)])
 
     def F_mean_of_locals(self, z) -> np.ndarray:
         """(1/M) sum_i F_i(z), evaluated worker by worker (to compare with :meth:`F`)."""
@@ -302,6 +403,26 @@ class Problem:
         clone.noise = noise
         return clone
 
+    def homogeneous(self) -> Problem:
+        """A copy in which every worker holds the mean operator F (zeta2 = 0, no disagreement at
+        z* or anywhere): the same game with the heterogeneity removed, for the negative controls
+        of the claims about heterogeneity. Data-driven problems (shards, GANs) have no such copy:
+        split their data iid instead."""
+        if self.samples_own_batches or isinstance(self, ShardedProblem):
+            raise ProblemError(f"{self.name}: a data-driven problem has no homogeneous copy; "
+                               "split its data iid (split = 'iid') instead")
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.params = {**self.params, "homogeneous": True}
+        clone.heterogeneity, clone.heterogeneity_kind = 0.0, "none"
+        if self._residuals is not None:
+            clone._residuals = np.zeros((1, self.dim))
+        if self._user_op is None:
+            clone._A, clone._S = self._A_mean, self._S_mean
+        else:
+            clone._user_op = _mean_as_local(self._user_op, self._mean_op, self.workers)
+        return clone
+
     def with_constraints(self, u=None, v=None) -> Problem:
         """A copy whose players are projected (Ball, Box, Simplex) or prox-ed (L1) after each
         local step; see :mod:`minmaxlab.constraints`. ``None`` leaves a player unconstrained."""
@@ -331,6 +452,7 @@ class Problem:
             "solution_known": self.solution is not None,
             "heterogeneity": self.heterogeneity,
             "heterogeneity_kind": self.heterogeneity_kind,
+            "zeta2": self.zeta2,
             "noise": self.noise.describe(),
         }
 
@@ -372,12 +494,20 @@ class Problem:
         L_local: float | None = None,
         r_min: float | None = None,
         name: str = "custom",
+        mean_operator=None,
     ) -> Problem:
         """A user-defined game from ``operator(i, z, out)``, which writes F_i(z) into ``out``.
 
         ``operator`` is a plain Python function that numba can compile (or an already ``njit``-ed
         one). ``L`` is the Lipschitz constant the user claims for F; ``box`` is where it is claimed
         (and where :func:`minmaxlab.problems.certify` samples). ``mvi`` defaults to ``"unknown"``.
+        With a ``solution`` z*, ``zeta2`` = (1/M) sum_i ||F_i(z*)||^2 is computed from the operator.
+
+        ``mean_operator(z, out)`` (optional) writes the mean operator F(z) = (1/M) sum_i F_i(z).
+        The metrics need F at every worker's point: without it each recorded point costs M^2 + M
+        calls of ``operator`` (M calls per F), with it M + 1 calls of ``mean_operator``; with
+        ``every_iteration=True`` (the default) that cost is paid at every iteration.
+        :func:`minmaxlab.problems.certify` reports how far it is from the mean of the F_i.
         """
         workers = cls._check_workers(name, workers)
         dim = cls._check_positive(name, "dim", dim, integer=True)
@@ -389,18 +519,24 @@ class Problem:
         if z.shape != (dim,):
             raise ProblemError(f"{name}: solution must have shape ({dim},), got {z.shape}")
         out = np.zeros(dim)
-        try:
-            op(0, np.ascontiguousarray(z), out)
-        except Exception as exc:  # numba typing errors are long: summarize them
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ProblemError(
-                f"{name}: operator(i, z, out) could not be compiled or called by numba: {first}"
-            ) from exc
+        _try_compiled(name, "operator(i, z, out)", lambda: op(0, np.ascontiguousarray(z), out))
+        mean_op = None
+        if mean_operator is not None:
+            if not callable(mean_operator):
+                raise ProblemError(f"{name}: mean_operator must be a function mean_operator(z, out)")
+            mean_op = mean_operator if hasattr(mean_operator, "py_func") else njit(mean_operator)
+            _try_compiled(name, "mean_operator(z, out)",
+                          lambda: mean_op(np.ascontiguousarray(z), np.zeros(dim)))
+        if dim_u is None:
+            dim_u = dim // 2
+        if isinstance(dim_u, bool) or not isinstance(dim_u, (int, np.integer)) or not 0 <= dim_u <= dim:
+            raise ProblemError(f"{name}: dim_u must be an integer in 0..{dim} (the first dim_u "
+                               f"coordinates are the minimizing player's), got {dim_u!r}")
         prob = object.__new__(Problem)
         prob._setup(
             name=name,
             dim=dim,
-            dim_u=dim // 2 if dim_u is None else dim_u,
+            dim_u=int(dim_u),
             workers=workers,
             fid=K.FID_USER,
             P=np.zeros(1),
@@ -420,6 +556,9 @@ class Problem:
             params={"dim": dim},
             user_op=op,
         )
+        prob._mean_op = mean_op
+        if solution is not None:  # F_i(z*) from the operator itself
+            prob._residuals = prob.F_i_all(prob.solution)
         return prob
 
 

@@ -30,7 +30,7 @@ class CovarianceWGAN(Problem):
     family = "covariance_wgan"
     references = ("Daskalakis, Ilyas, Syrgkanis, Zeng, Training GANs with Optimism, ICLR 2018",)
 
-    def __init__(self, workers=1, n=2, samples=128, box=2.0, heterogeneity=0.0, seed=0,
+    def __init__(self, workers=1, n=2, samples=128, box=2.0, heterogeneity=0.0, shift=0.0, seed=0,
                  name="covariance_wgan"):
         workers = self._check_workers(name, workers)
         n = self._check_positive(name, "n", n, integer=True)
@@ -59,6 +59,9 @@ class CovarianceWGAN(Problem):
         Sig_bar = Sig_i.mean(axis=0)
         dim = 2 * n * n
         sol = np.concatenate([np.linalg.cholesky(Sig_bar).ravel(), np.zeros(n * n)])
+        # F_i(z*) = (0, V* V*^T - Sigma_i) = (0, Sigma_bar - Sigma_i): the workers' data differ
+        residuals = np.concatenate([np.zeros((workers, n * n)),
+                                    (Sig_bar[None] - Sig_i).reshape(workers, n * n)], axis=1)
         self._setup(
             name=name, dim=dim, dim_u=n * n, workers=workers, fid=K.FID_COVARIANCE,
             P=[n], A=Sig_i, S=np.zeros((1, dim)), A_mean=Sig_bar[None], S_mean=np.zeros((1, dim)),
@@ -66,7 +69,9 @@ class CovarianceWGAN(Problem):
             box=(-box, box), lipschitz="box", mvi="fails", r_min=None, solution=sol,
             heterogeneity=h, heterogeneity_kind="data",
             params=dict(n=n, samples=int(samples), box=box, heterogeneity=h, seed=int(seed)),
+            residuals=residuals,
         )
+        self._shift_workers(shift, seed)
         self.sigma_population = Sigma
 
     def _natural_shifts(self):

@@ -75,7 +75,7 @@ class BilinearGame(Problem):
                   "Gidel et al., A Variational Inequality Perspective on GANs, ICLR 2019")
 
     def __init__(self, workers=1, dim=4, dim_u=None, scale=1.0, condition=10.0, offset=0.0,
-                 heterogeneity=0.0, seed=0, name="bilinear"):
+                 heterogeneity=0.0, shift=0.0, seed=0, name="bilinear"):
         workers = self._check_workers(name, workers)
         dim, p = _split_dim(name, dim, dim_u)
         scale = self._check_positive(name, "scale", scale)
@@ -98,6 +98,9 @@ class BilinearGame(Problem):
             c = offset * rng.standard_normal(q)
             sol = np.concatenate([np.linalg.solve(A.T, -c), np.linalg.solve(A, -b)])
         S = np.concatenate([b, -c])[None, :]
+        # F_i(z*) = ((A_i - A) v*, -(A_i - A)^T u*): the matrices differ where z* != 0
+        D = Ai - A[None]
+        residuals = np.concatenate([D @ sol[p:], -np.transpose(D, (0, 2, 1)) @ sol[:p]], axis=1)
         self._setup(
             name=name, dim=dim, dim_u=p, workers=workers, fid=K.FID_BILINEAR,
             P=[p], A=_pack(Ai), S=S, A_mean=_pack(A[None]), S_mean=S,
@@ -107,7 +110,9 @@ class BilinearGame(Problem):
             heterogeneity=h, heterogeneity_kind="matrix",
             params=dict(dim=dim, dim_u=p, scale=scale, condition=condition, offset=offset,
                         heterogeneity=h, seed=int(seed)),
+            residuals=residuals,
         )
+        self._shift_workers(shift, seed)
         self.matrix = A
 
 
@@ -122,7 +127,7 @@ class StronglyMonotoneQuadratic(Problem):
     references = ("Strongly monotone bilinear-quadratic game (standard sanity check)",)
 
     def __init__(self, workers=1, dim=4, dim_u=None, mu=0.1, scale=1.0, condition=10.0,
-                 heterogeneity=0.0, seed=0, name="quadratic"):
+                 heterogeneity=0.0, shift=0.0, seed=0, name="quadratic"):
         workers = self._check_workers(name, workers)
         dim, p = _split_dim(name, dim, dim_u)
         mu = self._check_positive(name, "mu", mu)
@@ -144,6 +149,7 @@ class StronglyMonotoneQuadratic(Problem):
             params=dict(dim=dim, dim_u=p, mu=mu, scale=scale, condition=condition,
                         heterogeneity=h, seed=int(seed)),
         )
+        self._shift_workers(shift, seed)
         self.matrix = A
 
 
@@ -152,6 +158,8 @@ _G_KINDS = {
     "rational": (K.G_RATIONAL, 2.0, "g(s) = s^2/(1+s^2), g'' in [-1/2, 2]"),
     "log": (K.G_LOG, 1.0, "g(s) = log(1+s^2)/2, g'' in [-1/8, 1]"),
     "gaussian": (K.G_GAUSSIAN, 1.0, "g(s) = 1 - exp(-s^2/2), g'' in [-2 e^(-3/2), 1]"),
+    # g''(s) = (3 s^2 - s^6) / (1 + s^4)^2: its maximum 0.88009 (at s = 0.7109) rounded up
+    "quartic": (K.G_QUARTIC, 0.881, "g(s) = log(1+s^4)/4, g'' in [-0.1846, 0.8801], g''(0) = 0"),
 }
 
 
@@ -162,8 +170,12 @@ class MintyBowl(Problem):
     F(z) = (alpha g'(u) + A v, alpha g'(v) - A^T u), so <F(z), z> = alpha sum s g'(s) >= 0: MVI holds
     at z* = 0 while f is neither convex in u nor concave in v (g is nonconvex away from 0).
     L <= alpha max|g''| + sigma_max(A) (a certified bound: Jacobian = diagonal + skew part).
-    ``g`` is one of "rational" (default), "log", "gaussian"; bring any other g through
+    ``g`` is one of "rational" (default), "log", "gaussian", "quartic"; bring any other g through
     ``Problem.from_operator``. This family matches the assumptions of DPOSG's theorem exactly.
+    With ``g="quartic"`` (g''(0) = 0) and dim_u != dim - dim_u, the coupling A has a null space
+    in which only the cubic part of g' pulls towards z*: the solution is degenerate and the
+    methods converge at a sublinear (polynomial) rate, the regime in which an O(1/K) bound is
+    informative.
     """
 
     family = "minty_bowl"
@@ -171,7 +183,7 @@ class MintyBowl(Problem):
                   "(assumptions); library construction, see PROBLEMS.md",)
 
     def __init__(self, workers=1, dim=20, dim_u=None, coupling=1.0, condition=10.0, alpha=1.0,
-                 g="rational", heterogeneity=0.0, seed=0, name="minty_bowl"):
+                 g="rational", heterogeneity=0.0, shift=0.0, seed=0, name="minty_bowl"):
         workers = self._check_workers(name, workers)
         dim, p = _split_dim(name, dim, dim_u)
         coupling = self._check_positive(name, "coupling", coupling)
@@ -195,6 +207,7 @@ class MintyBowl(Problem):
             params=dict(dim=dim, dim_u=p, coupling=coupling, condition=condition, alpha=alpha,
                         g=g, heterogeneity=h, seed=int(seed)),
         )
+        self._shift_workers(shift, seed)
         self.matrix = A
 
 
@@ -221,7 +234,7 @@ class WeakMVIQuadratic(Problem):
                   "Diakonikolas, Daskalakis, Jordan, Efficient methods for structured "
                   "nonconvex-nonconcave min-max optimization, AISTATS 2021")
 
-    def __init__(self, workers=1, dim=2, a=1.0, b=-0.1, heterogeneity=0.0, seed=0,
+    def __init__(self, workers=1, dim=2, a=1.0, b=-0.1, heterogeneity=0.0, shift=0.0, seed=0,
                  name="weak_mvi_quadratic"):
         workers = self._check_workers(name, workers)
         dim, n = _split_dim(name, dim, None)
@@ -248,3 +261,4 @@ class WeakMVIQuadratic(Problem):
             heterogeneity=h, heterogeneity_kind="shift",
             params=dict(dim=dim, a=float(a), b=float(b), heterogeneity=h, seed=int(seed)),
         )
+        self._shift_workers(shift, seed)

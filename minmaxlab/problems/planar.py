@@ -73,7 +73,7 @@ class _Planar(Problem):
     def _J(U, V, P):  # vectorized Jacobian entries (J11, J12, J21, J22)
         raise NotImplementedError
 
-    def _build(self, name, workers, P, box, heterogeneity, seed, solution, mvi, params):
+    def _build(self, name, workers, P, box, heterogeneity, seed, solution, mvi, params, shift=0.0):
         workers = self._check_workers(name, workers)
         box = self._check_positive(name, "box", box)
         h = self._check_nonneg(name, "heterogeneity", heterogeneity)
@@ -89,6 +89,7 @@ class _Planar(Problem):
             heterogeneity=h, heterogeneity_kind="shift",
             params=dict(params, box=box, heterogeneity=h, seed=int(seed)),
         )
+        self._shift_workers(shift, seed)
 
 
 @lru_cache(maxsize=64)
@@ -132,9 +133,9 @@ class Forsaken(_Planar):
         one = np.ones_like(U)
         return _phi2(U), one, -one, _phi2(V)
 
-    def __init__(self, workers=1, box=1.5, heterogeneity=0.0, seed=0, name="forsaken"):
+    def __init__(self, workers=1, box=1.5, heterogeneity=0.0, shift=0.0, seed=0, name="forsaken"):
         sol = fsolve(lambda z: np.array(self._F(z[0], z[1], None)), [0.078, 0.412], xtol=1e-13)
-        self._build(name, workers, [], box, heterogeneity, seed, sol, "fails", {})
+        self._build(name, workers, [], box, heterogeneity, seed, sol, "fails", {}, shift)
 
 
 def _psi1(s):  # GlobalForsaken: psi'(s) = (4/7) s^5 - (4/3) s^3 + (2/3) s
@@ -166,8 +167,9 @@ class GlobalForsaken(_Planar):
         one = np.ones_like(U)
         return _psi2(U), one, -one, _psi2(V)
 
-    def __init__(self, workers=1, box=1.2, heterogeneity=0.0, seed=0, name="global_forsaken"):
-        self._build(name, workers, [], box, heterogeneity, seed, (0.0, 0.0), "fails", {})
+    def __init__(self, workers=1, box=1.2, heterogeneity=0.0, shift=0.0, seed=0,
+                 name="global_forsaken"):
+        self._build(name, workers, [], box, heterogeneity, seed, (0.0, 0.0), "fails", {}, shift)
 
 
 class PolarGame(_Planar):
@@ -199,12 +201,13 @@ class PolarGame(_Planar):
         dc_dv = 0.5 * a * V * (8.0 * r2 - 5.0)
         return c + U * dc_du, U * dc_dv - 1.0, V * dc_du + 1.0, c + V * dc_dv
 
-    def __init__(self, workers=1, a=1.0, box=1.1, heterogeneity=0.0, seed=0, name="polar"):
+    def __init__(self, workers=1, a=1.0, box=1.1, heterogeneity=0.0, shift=0.0, seed=0,
+                 name="polar"):
         if isinstance(a, bool) or not isinstance(a, (int, float)) or not np.isfinite(a) or a < 0:
             raise ProblemError(f"{name}: a must be a number >= 0, got {a!r}")
         mvi = "fails" if a > 0 else "equality"
         self._build(name, workers, [float(a)], box, heterogeneity, seed, (0.0, 0.0), mvi,
-                    {"a": float(a)})
+                    {"a": float(a)}, shift)
 
 
 def _sig_neg(t):
@@ -239,5 +242,5 @@ class DiracGAN(_Planar):
         hpp = -hp * (1.0 - hp)  # h''(t)
         return hpp * V * V, hpp * U * V + hp, -hpp * U * V - hp, -hpp * U * U
 
-    def __init__(self, workers=1, box=2.0, heterogeneity=0.0, seed=0, name="dirac_gan"):
-        self._build(name, workers, [], box, heterogeneity, seed, (0.0, 0.0), "equality", {})
+    def __init__(self, workers=1, box=2.0, heterogeneity=0.0, shift=0.0, seed=0, name="dirac_gan"):
+        self._build(name, workers, [], box, heterogeneity, seed, (0.0, 0.0), "equality", {}, shift)
