@@ -148,13 +148,16 @@ def cmd_study(args) -> int:
     from minmaxlab.rates import format_verdicts
     from minmaxlab.study import load_study, run_study
 
-    study = load_study(args.file, quick=args.quick)
+    study = load_study(args.file, quick=args.quick, problem=args.problem)
     res = run_study(study, out=args.out, jobs=args.jobs, progress=not args.no_progress)
     print(f"{study.name}{' (quick)' if study.quick else ''}: {res.computed} runs computed, "
           f"{res.skipped} already done, {res.elapsed:.1f} s; results in {res.folder}")
     if res.verdicts:
         print(format_verdicts(res.verdicts))
-    return 0
+    if res.control_verdicts:
+        print("\nthe controls' own checks (each control must fail):")
+        print(format_verdicts(res.control_verdicts))
+    return EXIT_FAILED if res.failed else EXIT_OK
 
 
 def cmd_verify(args) -> int:
@@ -162,9 +165,10 @@ def cmd_verify(args) -> int:
 
     print(f"minmaxlab verify: the {'full' if args.full else 'quick'} studies, claim by claim "
           f"(report in {args.out}/)", flush=True)
-    verify(quick=not args.full, out=args.out, jobs=args.jobs, progress=not args.no_progress,
-           only=args.only.split(",") if args.only else None, echo=lambda m: print(m, flush=True))
-    return 0
+    res = verify(quick=not args.full, out=args.out, jobs=args.jobs, progress=not args.no_progress,
+                 only=args.only.split(",") if args.only else None,
+                 echo=lambda m: print(m, flush=True), problem=args.problem)
+    return EXIT_FAILED if res["failed"] else EXIT_OK
 
 
 def cmd_paper(args) -> int:
@@ -174,10 +178,18 @@ def cmd_paper(args) -> int:
     return 0
 
 
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_CODES = ("exit codes: 0 when no check failed (inconclusive is not a failure), 1 when a check "
+              "failed, 2 on bad input, 130 when interrupted")
+PROBLEM_HELP = ("a user's game, FILE.py:FUNCTION or pkg.module:FUNCTION, where FUNCTION(workers, "
+                "seed) returns a Problem: every applicable claim runs on it")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="minmaxlab",
         description="Verify decentralized optimistic min-max theory (DPOSG and baselines).",
+        epilog=EXIT_CODES,
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -219,7 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds of ping-pong per message size and pair")
     p.set_defaults(func=cmd_mpi_calibrate)
 
-    p = sub.add_parser("verify", help="run the studies and print the claims table (the main job)")
+    p = sub.add_parser("verify", help="run the studies and print the claims table (the main job)",
+                       epilog=EXIT_CODES)
+    p.add_argument("--problem", help=PROBLEM_HELP)
     p.add_argument("--full", action="store_true", help="the full versions (minutes)")
     p.add_argument("--out", default="report", help="report folder (default: report/)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
@@ -233,7 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default: paper/figures/)")
     p.set_defaults(func=cmd_paper)
 
-    p = sub.add_parser("study", help="run a study (a grid of runs) and check its claims")
+    p = sub.add_parser("study", help="run a study (a grid of runs) and check its claims",
+                       epilog=EXIT_CODES)
+    p.add_argument("--problem", help=PROBLEM_HELP + " (through the study's [user] section)")
     p.add_argument("file", help="study file, e.g. studies/rate_vs_iterations.toml")
     p.add_argument("--quick", action="store_true", help="the quick version (seconds)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
@@ -259,9 +275,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except MinmaxlabError as exc:
         print(f"minmaxlab: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("minmaxlab: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # `minmaxlab problems | head`
-        return 0
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -146,7 +146,9 @@ def run_config(cfg: dict, out: str | None = None, backend: str = "simulator"):
     return trace, paths
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """Write ``path`` through ``write(tmp)`` on a temporary file beside it, then rename: readers
+    never see a partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -164,9 +166,9 @@ def write_trace(trace, path: str | Path, extra: dict | None = None) -> tuple[Pat
     path = Path(path)
     df = trace.to_frame()
     if path.suffix == ".parquet":
-        _atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+        atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
     elif path.suffix == ".csv":
-        _atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
+        atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
     else:
         raise ConfigError(f"output path must end in .csv or .parquet, got {path}")
     meta = {**trace.spec, "status": trace.status, "diverged_at": trace.diverged_at,
@@ -177,5 +179,5 @@ def write_trace(trace, path: str | Path, extra: dict | None = None) -> tuple[Pat
         with open(tmp, "w") as fh:
             json.dump(meta, fh, indent=2, default=str)
 
-    _atomic_write(meta_path, dump)
+    atomic_write(meta_path, dump)
     return path, meta_path

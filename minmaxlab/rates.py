@@ -1,7 +1,7 @@
 """Rate fits and claim checks: turn measured curves into :class:`Verdict` rows.
 
 * :func:`loglog_slope`, :func:`semilog_slope` -- plain least-squares slopes of log(y);
-* :func:`fit_slope` -- slope of the per-x median curve across seeds with a bootstrap CI (:class:`Fit`);
+* :func:`fit_slope` -- mean of the per-seed slopes, with a t-interval from 5 seeds on (:class:`Fit`);
 * :func:`check_slope`, :func:`check_bound`, :func:`check_at_most`, :func:`check_at_least`,
   :func:`check_ordering` -- one :class:`Verdict` each ("pass" | "fail" | "inconclusive");
 * :func:`first_crossing`, :func:`steady_state` -- iterations to reach eps, noise floors;
@@ -21,6 +21,7 @@ import pandas as pd
 from minmaxlab.errors import MinmaxlabError
 
 __all__ = [
+    "MIN_SEEDS_FOR_CI",
     "VERDICTS",
     "Fit",
     "Verdict",
@@ -38,9 +39,11 @@ __all__ = [
     "verdict_table",
 ]
 
-VERDICTS = ("pass", "fail", "inconclusive")
+VERDICTS = ("pass", "fail", "inconclusive", "reported", "not applicable")
+# Fewer independent seeds than this get no interval: a t-interval over 2 to 4 slopes is too wide
+# to decide anything, and points along one trajectory are not independent.
+MIN_SEEDS_FOR_CI = 5
 SLOPE_MODES = ("close", "at_most", "at_least")
-_BOOT_CHUNK = 4_000_000  # max floats per bootstrap block
 
 
 @dataclass
@@ -55,6 +58,8 @@ class Verdict:
     ci_high: float
     verdict: str
     reason: str
+    control: str = ""  # the setting run as this check's negative control, if any
+    control_verdict: str = ""  # its verdict on that setting; it must be "fail"
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
@@ -69,7 +74,7 @@ class Verdict:
 
 @dataclass
 class Fit:
-    """A fitted slope with its bootstrap confidence interval."""
+    """A fitted slope (mean over seeds) with its t-interval (nan below MIN_SEEDS_FOR_CI seeds)."""
 
     slope: float
     intercept: float
@@ -125,44 +130,6 @@ def _lstsq(lx: np.ndarray, ly: np.ndarray, what: str) -> tuple[float, float]:
     return slope, float(my - slope * mx)
 
 
-def _slopes_masked(lx: np.ndarray, ly: np.ndarray) -> np.ndarray:
-    """Least-squares slopes of the columns of ly (n, b) vs lx (n,) over finite entries; nan if < 2 x."""
-    w = np.isfinite(ly)
-    lyz = np.where(w, ly, 0.0)
-    n = w.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mx = (w * lx[:, None]).sum(axis=0) / n
-        my = lyz.sum(axis=0) / n
-        dx = np.where(w, lx[:, None] - mx, 0.0)
-        sxx = (dx * dx).sum(axis=0)
-        sxy = (dx * (lyz - my)).sum(axis=0)
-        s = sxy / sxx
-    s[(n < 2) | ~(sxx > 0)] = np.nan
-    return s
-
-
-def _slopes_pairs(lx: np.ndarray, ly: np.ndarray) -> np.ndarray:
-    """Least-squares slopes of the rows of ly (b, n) vs the rows of lx (b, n); nan if < 2 distinct x."""
-    dx = lx - lx.mean(axis=1, keepdims=True)
-    sxx = (dx * dx).sum(axis=1)
-    sxy = (dx * (ly - ly.mean(axis=1, keepdims=True))).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        s = sxy / sxx
-    s[~(sxx > 0)] = np.nan
-    return s
-
-
-def _nanmedian_last(a: np.ndarray) -> np.ndarray:
-    """Median over the last axis ignoring NaN (nan where all are NaN), without warnings."""
-    s = np.sort(a, axis=-1)  # NaN sorts last
-    k = np.isfinite(s).sum(axis=-1)
-    lo = np.clip((k - 1) // 2, 0, None)[..., None]
-    hi = np.clip(k // 2, 0, a.shape[-1] - 1)[..., None]
-    med = 0.5 * (np.take_along_axis(s, lo, -1) + np.take_along_axis(s, hi, -1))[..., 0]
-    med[k == 0] = np.nan
-    return med
-
-
 # ------------------------------------------------------------------------------------------ slopes
 
 def loglog_slope(x, y) -> tuple[float, float]:
@@ -180,21 +147,23 @@ def semilog_slope(x, y) -> tuple[float, float]:
 
 
 def fit_slope(df: pd.DataFrame, x: str, y: str, group: str | None = "seed", window=None,
-              log_x: bool = True, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> Fit:
-    """Slope of log(median_group y) vs log(x) (or x) with a percentile bootstrap CI over groups.
+              log_x: bool = True, level: float = 0.95) -> Fit:
+    """Slope of log(y) vs log(x) (or x): the mean of the per-group (per-seed) least-squares slopes,
+    with a Student t interval over those slopes when there are at least ``MIN_SEEDS_FOR_CI`` groups.
 
+    The groups (independent seeds) are the unit of replication: points along one trajectory are
+    autocorrelated, so no interval is computed from them, and with fewer than
+    ``MIN_SEEDS_FOR_CI`` seeds the interval is nan (the number of groups is in the Fit).
     Rows outside ``window=(lo, hi)`` (inclusive; None = open), with non-finite x, non-finite or
-    non-positive y, or (log_x) non-positive x are dropped. Duplicate (group, x) rows are reduced to
-    their median. If ``group`` is None or not a column there is one group and the bootstrap
-    resamples the (x, median y) points instead. The CI is nan when ``n_boot == 0``.
+    non-positive y, or (log_x) non-positive x are dropped; duplicate (group, x) rows are reduced
+    to their median; groups with fewer than 2 distinct x are left out. If ``group`` is None or not
+    a column there is one group.
     """
     if not isinstance(df, pd.DataFrame):
         raise MinmaxlabError(f"df must be a pandas DataFrame, got {type(df).__name__}")
     for arg, col in (("x", x), ("y", y)):
         if col not in df.columns:
             raise MinmaxlabError(f"{arg}: column {col!r} is not in df (columns: {list(df.columns)})")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
-        raise MinmaxlabError(f"n_boot must be an integer >= 0, got {n_boot!r}")
     level = _real("level", level)
     if not 0.0 < level < 1.0:
         raise MinmaxlabError(f"level must be in (0, 1), got {level}")
@@ -220,44 +189,30 @@ def fit_slope(df: pd.DataFrame, x: str, y: str, group: str | None = "seed", wind
             raise MinmaxlabError(f"window must have lo <= hi, got {window!r}")
         keep &= (xs >= lo) & (xs <= hi)
     sub = pd.DataFrame({"x": xs[keep], "y": ys[keep], "g": gs[keep]})
-    n_x = sub["x"].nunique()
-    if n_x < 2:
+    if sub["x"].nunique() < 2:
         raise MinmaxlabError(f"fit_slope: fewer than 2 distinct {x!r} values remain after filtering "
                              f"(window={window!r}, {int(keep.sum())} usable row(s) of {len(df)})")
-
-    # (n_x, n_groups) matrix of y, NaN where a group has no value at that x
-    mat = sub.groupby(["x", "g"], dropna=False)["y"].median().unstack("g")
-    xv = mat.index.to_numpy(dtype=float)
-    Y = mat.to_numpy(dtype=float)
-    lx = np.log(xv) if log_x else xv
-    n_groups = Y.shape[1]
-    med = _nanmedian_last(Y)
-    slope, intercept = _lstsq(lx, np.log(med), "fit_slope")
-
+    per = sub.groupby(["g", "x"], dropna=False)["y"].median().reset_index()
+    slopes, intercepts = [], []
+    for _, g in per.groupby("g", dropna=False):
+        if g["x"].nunique() < 2:
+            continue
+        lx = np.log(g["x"].to_numpy()) if log_x else g["x"].to_numpy()
+        s, c = _lstsq(lx, np.log(g["y"].to_numpy()), "fit_slope")
+        slopes.append(s)
+        intercepts.append(c)
+    if not slopes:
+        raise MinmaxlabError(f"fit_slope: no {group!r} group has 2 distinct {x!r} values")
+    slopes = np.array(slopes)
+    n = slopes.size
     ci_low = ci_high = math.nan
-    if n_boot > 0:
-        rng = np.random.default_rng(seed)
-        if n_groups > 1:
-            idx = rng.integers(0, n_groups, size=(n_boot, n_groups))
-            per = max(1, _BOOT_CHUNK // (Y.size or 1))
-            boot = []
-            for c in range(0, n_boot, per):
-                cube = Y[:, idx[c:c + per]]  # (n_x, b, n_groups)
-                with np.errstate(divide="ignore"):
-                    boot.append(_slopes_masked(lx, np.log(_nanmedian_last(cube))))
-        else:
-            ly = np.log(med)
-            n = lx.size
-            idx = rng.integers(0, n, size=(n_boot, n))
-            per = max(1, _BOOT_CHUNK // n)
-            boot = [_slopes_pairs(lx[idx[c:c + per]], ly[idx[c:c + per]]) for c in range(0, n_boot, per)]
-        slopes = np.concatenate(boot)
-        slopes = slopes[np.isfinite(slopes)]
-        if slopes.size:
-            q = 100.0 * (1.0 - level) / 2.0
-            ci_low, ci_high = (float(v) for v in np.percentile(slopes, [q, 100.0 - q]))
-    return Fit(slope=slope, intercept=intercept, ci_low=ci_low, ci_high=ci_high,
-               n_points=int(keep.sum()), n_groups=int(n_groups))
+    if n >= MIN_SEEDS_FOR_CI:
+        from scipy import stats
+
+        half = stats.t.ppf(0.5 + level / 2, n - 1) * slopes.std(ddof=1) / math.sqrt(n)
+        ci_low, ci_high = float(slopes.mean() - half), float(slopes.mean() + half)
+    return Fit(slope=float(slopes.mean()), intercept=float(np.mean(intercepts)), ci_low=ci_low,
+               ci_high=ci_high, n_points=int(keep.sum()), n_groups=int(n))
 
 
 # ------------------------------------------------------------------------------------------ checks
@@ -477,14 +432,17 @@ def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
 
 
 def format_verdicts(verdicts: list[Verdict]) -> str:
-    """An aligned plain-text table: claim, setting, predicted, measured [ci], verdict, reason."""
-    head = ["claim", "setting", "predicted", "measured", "verdict", "reason"]
+    """An aligned plain-text table: claim, setting, predicted, measured [ci], verdict, control
+    verdict, reason."""
+    head = ["claim", "setting", "predicted", "measured", "verdict", "control", "reason"]
     rows = []
     for v in verdicts:
         meas = _g(v.measured)
         if math.isfinite(v.ci_low) and math.isfinite(v.ci_high):
             meas += f" [{_g(v.ci_low)}, {_g(v.ci_high)}]"
-        rows.append([str(v.claim), str(v.setting), str(v.predicted), meas, v.verdict, str(v.reason)])
+        ctrl = f"{v.control_verdict} ({v.control})" if v.control else "-"
+        rows.append([str(v.claim), str(v.setting), str(v.predicted), meas, v.verdict, ctrl,
+                     str(v.reason)])
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head) - 1)]
     lines = []
     for r in [head, ["-" * w for w in widths] + ["-" * len(head[-1])], *rows]:

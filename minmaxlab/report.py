@@ -15,7 +15,7 @@ import pandas as pd
 from minmaxlab.errors import ConfigError
 from minmaxlab.meta import provenance
 
-CLAIM_ORDER = ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "wallclock", "GAN"]
+CLAIM_ORDER = ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "wallclock", "GAN"]
 
 
 def studies_dir() -> Path:
@@ -39,29 +39,61 @@ def _fmt(x) -> str:
     return f"{x:.3g}"
 
 
+def claim_verdict(counts) -> str:
+    """A claim's verdict from its checks' verdicts: any fail fails it; reported rows decide
+    nothing; a claim with only not-applicable rows is not applicable."""
+    if counts.get("fail", 0):
+        return "fail"
+    if counts.get("inconclusive", 0):
+        return "inconclusive"
+    if counts.get("pass", 0):
+        return "pass"
+    return "not applicable" if counts.get("not applicable", 0) else "reported"
+
+
+def _order(claim):
+    return (CLAIM_ORDER.index(claim) if claim in CLAIM_ORDER else 99, claim)
+
+
 def summarize(verdict_rows: pd.DataFrame, titles: dict) -> pd.DataFrame:
-    """One row per claim: how many checks, how many passed, the range of measured values."""
+    """One row per claim: its checks, how many passed, the range of measured values, the
+    controls run against it and their verdict (they must fail)."""
     rows = []
-    for claim in sorted(verdict_rows["claim"].unique(), key=lambda c: (CLAIM_ORDER.index(c)
-                                                                        if c in CLAIM_ORDER else 99, c)):
+    for claim in sorted(verdict_rows["claim"].unique(), key=_order):
         g = verdict_rows[verdict_rows["claim"] == claim]
         counts = g["verdict"].value_counts()
-        verdict = "fail" if counts.get("fail", 0) else (
-            "inconclusive" if counts.get("inconclusive", 0) else "pass")
-        m = pd.to_numeric(g["measured"], errors="coerce")
-        measured = _fmt(m.iloc[0]) if len(g) == 1 else f"{_fmt(m.min())} .. {_fmt(m.max())}"
-        rows.append({"claim": claim, "what": titles.get(claim, ""), "checks": len(g),
+        deciding = g[g["verdict"].isin(["pass", "fail", "inconclusive"])]
+        m = pd.to_numeric(deciding["measured"], errors="coerce")
+        measured = "-" if not len(m) else (_fmt(m.iloc[0]) if len(m) == 1 else
+                                           f"{_fmt(m.min())} .. {_fmt(m.max())}")
+        ctrl = g[g["control"].fillna("") != ""] if "control" in g else g.iloc[:0]
+        controls = ", ".join(sorted(set(", ".join(ctrl["control"]).split(", ")))) if len(ctrl) else ""
+        cverdict = "-"
+        if len(ctrl):
+            vs = set(ctrl["control_verdict"])
+            cverdict = "pass" if "pass" in vs else "inconclusive" if "inconclusive" in vs else "fail"
+        why = ""
+        if counts.get("not applicable", 0) and not len(deciding):
+            why = str(g["reason"].iloc[0])
+        rows.append({"claim": claim, "what": titles.get(claim, ""), "checks": len(deciding),
                      "pass": int(counts.get("pass", 0)), "fail": int(counts.get("fail", 0)),
                      "inconclusive": int(counts.get("inconclusive", 0)),
-                     "measured": measured, "verdict": verdict})
+                     "reported": int(counts.get("reported", 0)), "measured": measured,
+                     "verdict": claim_verdict(counts), "controls": controls,
+                     "control_verdict": cverdict, "why": why})
     return pd.DataFrame(rows)
 
 
 def format_summary(summary: pd.DataFrame) -> str:
-    cols = ["claim", "verdict", "checks", "what"]
-    body = [[r["claim"], r["verdict"] if r["verdict"] == "pass" else r["verdict"].upper(),
-             f"{r['pass']}/{r['checks']} pass", r["what"]]
-            for _, r in summary.iterrows()]
+    cols = ["claim", "verdict", "checks", "measured", "control verdict", "what"]
+    body = []
+    for _, r in summary.iterrows():
+        v = r["verdict"] if r["verdict"] in ("pass", "not applicable") else r["verdict"].upper()
+        cv = r["control_verdict"] if r["control_verdict"] in ("fail", "-") else \
+            r["control_verdict"].upper()
+        body.append([r["claim"], v, f"{r['pass']}/{r['checks']} pass", r["measured"],
+                     f"{cv} (must fail)" if r["control_verdict"] != "-" else "-",
+                     r["why"] or r["what"]])
     return _text_table(cols, body)
 
 
@@ -81,7 +113,7 @@ def _short(text: str, n: int) -> str:
 
 
 def format_checks(rows: pd.DataFrame) -> str:
-    """Every check, compactly: claim, setting, predicted, measured [CI], verdict."""
+    """Every check, compactly: claim, setting, predicted, measured [CI], verdict, control."""
     body = []
     for _, r in rows.iterrows():
         m = _fmt(r["measured"])
@@ -90,10 +122,18 @@ def format_checks(rows: pd.DataFrame) -> str:
         setting = str(r["setting"]).split(": ", 1)[-1]
         if r["claim"] == "GAN":  # the reason reads like "GAN 8gaussians dpoadam ring: modes 8/8, ..."
             setting = str(r["reason"])
-        v = r["verdict"] if r["verdict"] == "pass" else str(r["verdict"]).upper()
+        if r["verdict"] == "not applicable":
+            setting = str(r["reason"])
+        v = r["verdict"] if r["verdict"] in ("pass", "reported", "not applicable") else \
+            str(r["verdict"]).upper()
+        ctrl = "-"
+        if isinstance(r.get("control"), str) and r["control"]:
+            cv = r["control_verdict"]
+            ctrl = f"{cv if cv == 'fail' else cv.upper()}: {r['control']}"
         width = 90 if r["claim"] == "GAN" else 58
-        body.append([r["claim"], _short(setting, width), _short(r["predicted"], 52), m, v])
-    return _text_table(["claim", "setting", "predicted", "measured", "verdict"], body)
+        body.append([r["claim"], _short(setting, width), _short(r["predicted"], 48), m, v,
+                     _short(ctrl, 40)])
+    return _text_table(["claim", "setting", "predicted", "measured", "verdict", "control"], body)
 
 
 def _md_table(df: pd.DataFrame) -> str:
@@ -105,8 +145,11 @@ def _md_table(df: pd.DataFrame) -> str:
 
 
 def verify(quick: bool = True, out: str | Path = "report", jobs: int | None = None,
-           progress: bool = True, only: list[str] | None = None, echo=print) -> dict:
-    """Run the (quick) studies, print the claims table, write the report folder."""
+           progress: bool = True, only: list[str] | None = None, echo=print,
+           problem: str | None = None) -> dict:
+    """Run the (quick) studies, print the claims table, write the report folder. ``problem``
+    (``FILE.py:FUNCTION`` or ``pkg.mod:FUNCTION``) runs every applicable claim on a user's game.
+    The result's ``failed`` is True when a check failed (the exit code 1 of the CLI)."""
     from minmaxlab.rates import verdict_table
     from minmaxlab.study import load_study, run_study
 
@@ -115,9 +158,19 @@ def verify(quick: bool = True, out: str | Path = "report", jobs: int | None = No
     files = study_files()
     if only:
         files = [f for f in files if f.stem in only]
-    all_rows, titles, figures = [], {}, []
+        if not files:
+            raise ConfigError(f"--only: no study named {only}; studies: "
+                              f"{', '.join(f.stem for f in study_files())}")
+    if problem is not None:
+        from minmaxlab.problems import is_user_problem, user_problem
+
+        if not is_user_problem(problem):
+            raise ConfigError(f"--problem: expected FILE.py:FUNCTION or pkg.module:FUNCTION, "
+                              f"got {problem!r}")
+        user_problem(problem, 2)  # fail early, with the factory's own message
+    all_rows, control_rows, titles, figures = [], [], {}, []
     for f in files:
-        study = load_study(f, quick=quick)
+        study = load_study(f, quick=quick, problem=problem)
         if study.raw.get("verify", True) is False and not only:
             continue
         res = run_study(study, out=out / "results", jobs=jobs, progress=progress)
@@ -126,32 +179,44 @@ def verify(quick: bool = True, out: str | Path = "report", jobs: int | None = No
         vt = verdict_table(res.verdicts)
         vt.insert(0, "study", study.name)
         all_rows.append(vt)
+        ct = verdict_table(res.control_verdicts)
+        ct.insert(0, "study", study.name)
+        control_rows.append(ct)
         for c in study.claims:
             titles.setdefault(c["claim"], study.title.split(": ", 1)[-1])
-        figures += draw_study_figures(res.folder, out / "figures")
+        if len(res.table):
+            figures += draw_study_figures(res.folder, out / "figures")
     rows = pd.concat(all_rows, ignore_index=True) if all_rows else pd.DataFrame()
+    rows = rows.sort_values("claim", key=lambda c: c.map(lambda x: _order(x)[0]), kind="stable")
     summary = summarize(rows, titles)
     elapsed = time.perf_counter() - start
     out.mkdir(parents=True, exist_ok=True)
     rows.to_csv(out / "claims.csv", index=False)
+    pd.concat(control_rows, ignore_index=True).to_csv(out / "controls.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
-    write_markdown(out / "claims.md", summary, rows, figures, quick, elapsed)
+    write_markdown(out / "claims.md", summary, rows, figures, quick, elapsed, problem)
     echo("")
-    echo(format_checks(rows.sort_values("claim", key=lambda c: c.map(
-        lambda x: CLAIM_ORDER.index(x) if x in CLAIM_ORDER else 99), kind="stable")))
+    echo(format_checks(rows))
     echo("")
     echo(format_summary(summary))
-    echo(f"\n{len(rows)} checks in {elapsed:.0f} s; report: {out / 'claims.md'} "
-         f"(table: {out / 'claims.csv'}, figures: {out / 'figures'})")
-    return {"summary": summary, "rows": rows, "elapsed": elapsed, "figures": figures}
+    failed = bool((rows["verdict"] == "fail").any()) if len(rows) else False
+    echo(f"\n{len(rows)} rows in {elapsed:.0f} s; "
+         f"{'a check FAILED' if failed else 'no check failed'}; report: {out / 'claims.md'} "
+         f"(tables: {out / 'claims.csv'}, {out / 'controls.csv'}; figures: {out / 'figures'})")
+    return {"summary": summary, "rows": rows, "elapsed": elapsed, "figures": figures,
+            "failed": failed}
 
 
-def write_markdown(path, summary, rows, figures, quick, elapsed):
+def write_markdown(path, summary, rows, figures, quick, elapsed, problem=None):
     prov = provenance()
+    on = f" on the user's game `{problem}`" if problem else ""
     lines = [
         "# minmaxlab: claims of the DPOSG theory, measured",
         "",
-        f"{'Quick' if quick else 'Full'} versions of the studies, {elapsed:.0f} s; "
+        "Each claim's negative control (a setting in which it is false) must FAIL; a control that "
+        "passes makes the claim's checks fail.",
+        "",
+        f"{'Quick' if quick else 'Full'} versions of the studies{on}, {elapsed:.0f} s; "
         f"git revision {prov['git_revision']}; "
         + ", ".join(f"{k} {v}" for k, v in prov["versions"].items()) + ".",
         "",
@@ -175,7 +240,8 @@ def write_markdown(path, summary, rows, figures, quick, elapsed):
 
 def draw_study_figures(folder: Path, fig_dir: Path) -> list[dict]:
     """Draw the figure of every claim of a finished study folder from its saved files only."""
-    from minmaxlab.plotting import figure_for, save
+    from minmaxlab.claims import CLAIMS
+    from minmaxlab.plotting import save
 
     folder = Path(folder)
     spec = json.loads((folder / "study.json").read_text())
@@ -188,12 +254,13 @@ def draw_study_figures(folder: Path, fig_dir: Path) -> list[dict]:
         key = f"{c['claim']}_{c['analysis']}" if len(claims) > 1 else c["claim"]
         pts_path = folder / f"points_{key}.csv"
         pts = pd.read_csv(pts_path) if pts_path.exists() else None
-        if pts is None and c["analysis"] not in ("non_convergence", "gan"):
+        draw = CLAIMS[c["analysis"]].figure if c["analysis"] in CLAIMS else None
+        if pts is None or table is None or draw is None:
             continue
-        fig = figure_for(c["analysis"], pts, table, folder)
+        fig = draw(pts, table[table["role"] == "claim"] if "role" in table else table, folder)
         if fig is None:
             continue
-        stem = fig_dir / f"{c['claim']}_{study['name']}"
+        stem = fig_dir / f"{c['claim']}_{folder.name.removesuffix('_quick')}"
         paths = save(fig, stem)
         caption = (f"{study.get('title', study['name'])}. Study `{study['name']}`"
                    f"{' (quick version)' if spec.get('quick') else ''}, claim {c['claim']} "

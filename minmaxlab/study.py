@@ -2,12 +2,25 @@
 
     minmaxlab study studies/rate_vs_iterations.toml [--quick] [--jobs N] [--out DIR]
 
-A study file has a ``name``, a ``title``, an ``experiment`` (``trajectory``: one simulated run per
-cell; ``mean_dynamics`` and ``limits`` for C1 and C7; ``gan``; ``data``: a run of a data-driven family
-with held-out accuracy or loss of the network average), a ``[grid]`` (problems x workers x
-topologies x algorithms x seeds, with list values expanded as a product), an optional ``[quick]``
-table overriding grid keys for the quick version, and ``[[claims]]`` entries naming an analysis of
-:mod:`minmaxlab.claims` with its predicted values and tolerances (stated once, here).
+A study file has a ``name``, a ``title``, an ``experiment`` (what a cell runs, see
+:mod:`minmaxlab.experiments`), a ``[grid]`` (problems x workers x topologies x algorithms x seeds,
+with list values expanded as a product), an optional ``[quick]`` table overriding grid keys for
+the quick version, ``[[claims]]`` entries naming an analysis of :mod:`minmaxlab.claims` with its
+predicted values and tolerances (stated once, here), and:
+
+* ``[[controls]]``: negative controls, settings in which the claims are false. Each has a
+  ``name``, a ``description``, ``grid`` overrides (e.g. another algorithm or topology),
+  ``problem_overrides`` merged into every problem table, ``quick`` overrides, the ``checks`` it
+  controls (claim ids; default all) and ``claim_params`` (claim keys it changes). Its runs get
+  the role ``control:<name>`` and the same analyses, which must FAIL on them.
+* ``[user]``: how the study runs on a user's game (``minmaxlab verify --problem SPEC``):
+  ``problems`` (tables where ``"{problem}"`` stands for SPEC), ``requires`` (what the claim needs
+  the problem to declare: ``solution``, ``mvi``, ``mvi_fails``, ``heterogeneous``) and grid
+  overrides. Without it, or when the problem lacks a requirement, the study's claims are "not
+  applicable" and say why. Algorithms may give ``eta_L`` (eta = eta_L / L) instead of eta.
+
+A run's identity (its id, label and seed) derives from one canonical form of its spec (sorted keys,
+integral floats as integers), so the order of keys in the TOML file changes nothing.
 
 Every finished run is written at once, atomically, to ``DIR/<study>/runs/<run id>.csv`` with its
 metadata beside it (spec, seed, versions, git revision); running the same command again skips the
@@ -29,14 +42,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from minmaxlab.config import _atomic_write
+from minmaxlab.config import atomic_write
 from minmaxlab.errors import ConfigError, read_toml
 from minmaxlab.meta import provenance
 
-TOP_KEYS = {"name", "title", "description", "experiment", "grid", "quick", "claims", "verify"}
+TOP_KEYS = {"name", "title", "description", "experiment", "grid", "quick", "claims", "verify",
+            "controls", "user"}
+CONTROL_KEYS = {"name", "description", "grid", "problem_overrides", "quick", "checks",
+                "claim_params"}
+USER_KEYS = {"problems", "requires", *({"workers", "topologies", "algorithms", "seeds",
+                                        "iterations", "record", "every_iteration",
+                                        "record_iterates"})}
+REQUIREMENTS = ("solution", "mvi", "mvi_fails", "heterogeneous")
 GRID_KEYS = {"problems", "workers", "topologies", "algorithms", "seeds", "iterations", "record",
              "every_iteration", "record_iterates"}
 EXPERIMENTS = ("trajectory", "mean_dynamics", "limits", "gan", "data")
+CLAIM_ROLE = "claim"
 NO_EXPAND = {"matrix", "window", "box", "z0"}
 DEFAULT_RESULTS = "results"
 
@@ -52,14 +73,19 @@ class Study:
     path: str
     quick: bool = False
     raw: dict = field(default_factory=dict)
+    controls: list[dict] = field(default_factory=list)
+    user: dict | None = None  # the [user] section
+    user_problem: str | None = None  # SPEC of `verify --problem SPEC`, if any
+    not_applicable: str = ""  # why the study cannot run on the user's problem
 
 
 def _type_error(path, key, want, got):
     return ConfigError(f"{path}: {key} must be {want}, got {got!r}")
 
 
-def load_study(path: str | Path, quick: bool = False) -> Study:
-    """Read and validate a study file; ``quick`` applies its [quick] overrides."""
+def load_study(path: str | Path, quick: bool = False, problem: str | None = None) -> Study:
+    """Read and validate a study file; ``quick`` applies its [quick] overrides; ``problem`` (a
+    user's ``FILE.py:FUNCTION``) runs it on that game through its [user] section."""
     path = Path(path)
     raw = read_toml(path, "study file")
     unknown = sorted(set(raw) - TOP_KEYS)
@@ -86,18 +112,104 @@ def load_study(path: str | Path, quick: bool = False) -> Study:
     claims = raw.get("claims", [])
     if not isinstance(claims, list) or not all(isinstance(c, dict) for c in claims):
         raise _type_error(path, "claims", "an array of tables ([[claims]])", claims)
-    from minmaxlab.claims import ANALYSES
+    from minmaxlab.claims import CLAIMS
 
     for k, c in enumerate(claims):
         for key in ("claim", "analysis"):
             if key not in c:
                 raise ConfigError(f"{path}: claims[{k}] is missing {key!r}")
-        if c["analysis"] not in ANALYSES:
+        if c["analysis"] not in CLAIMS:
             raise ConfigError(f"{path}: claims[{k}]: unknown analysis {c['analysis']!r}; "
-                              f"analyses: {sorted(ANALYSES)}")
-        ANALYSES[c["analysis"]].validate(path, k, c)
-    return Study(name=raw["name"], title=raw.get("title", raw["name"]), experiment=experiment,
-                 grid=grid, claims=claims, path=str(path), quick=quick, raw=raw)
+                              f"analyses: {sorted(CLAIMS)}")
+        CLAIMS[c["analysis"]].validate(path, k, c)
+    controls = _check_controls(path, raw.get("controls", []), {c["claim"] for c in claims})
+    user = raw.get("user")
+    if user is not None:
+        _check_user(path, user)
+    study = Study(name=raw["name"], title=raw.get("title", raw["name"]), experiment=experiment,
+                  grid=grid, claims=claims, path=str(path), quick=quick, raw=raw,
+                  controls=controls, user=user)
+    if problem is not None:
+        _apply_user(study, problem)
+    return study
+
+
+def _check_controls(path, controls, claim_ids) -> list[dict]:
+    if not isinstance(controls, list) or not all(isinstance(c, dict) for c in controls):
+        raise _type_error(path, "controls", "an array of tables ([[controls]])", controls)
+    seen = set()
+    for k, c in enumerate(controls):
+        where = f"controls[{k}]"
+        unknown = sorted(set(c) - CONTROL_KEYS)
+        if unknown:
+            raise ConfigError(f"{path}: {where} has unknown key(s) {unknown}; allowed: "
+                              f"{sorted(CONTROL_KEYS)}")
+        for key in ("name", "description"):
+            if not isinstance(c.get(key), str):
+                raise _type_error(path, f"{where}.{key}", "a string", c.get(key))
+        if not re.fullmatch(r"[A-Za-z0-9_\-]+", c["name"]) or c["name"] in seen | {CLAIM_ROLE}:
+            raise _type_error(path, f"{where}.name", "a new word (letters, digits, _ and -)",
+                              c["name"])
+        seen.add(c["name"])
+        for key in ("grid", "quick", "problem_overrides", "claim_params"):
+            if not isinstance(c.get(key, {}), dict):
+                raise _type_error(path, f"{where}.{key}", "a table", c[key])
+        _check_grid(path, f"{where}.grid", c.get("grid", {}), complete=False)
+        _check_grid(path, f"{where}.quick", c.get("quick", {}), complete=False)
+        checks = c.get("checks", sorted(claim_ids))
+        if not isinstance(checks, list) or not set(checks) <= claim_ids:
+            raise _type_error(path, f"{where}.checks", f"claim ids of this study {sorted(claim_ids)}",
+                              checks)
+    return controls
+
+
+def _check_user(path, user):
+    if not isinstance(user, dict):
+        raise _type_error(path, "user", "a table", user)
+    unknown = sorted(set(user) - USER_KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: [user] has unknown key(s) {unknown}; allowed: {sorted(USER_KEYS)}")
+    if "problems" not in user:
+        raise ConfigError(f"{path}: [user] needs problems (tables with name = \"{{problem}}\")")
+    req = user.get("requires", [])
+    if not isinstance(req, list) or not set(req) <= set(REQUIREMENTS):
+        raise _type_error(path, "[user] requires", f"a list of {list(REQUIREMENTS)}", req)
+    _check_grid(path, "user", {k: v for k, v in user.items() if k != "requires"}, complete=False)
+
+
+def _substitute(obj, spec):
+    if isinstance(obj, str):
+        return obj.replace("{problem}", spec)
+    if isinstance(obj, dict):
+        return {k: _substitute(v, spec) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_substitute(v, spec) for v in obj]
+    return obj
+
+
+def _apply_user(study: Study, spec: str):
+    study.user_problem = spec
+    if study.user is None:
+        study.not_applicable = "the study runs built-in instances only (no [user] section)"
+        return
+    over = {k: v for k, v in study.user.items() if k != "requires"}
+    study.grid = {**study.grid, **_substitute(over, spec)}
+    # controls that replace the problems are tied to built-in instances
+    study.controls = [c for c in study.controls if "problems" not in c.get("grid", {})]
+
+
+def missing_requirements(prob, requires) -> list[str]:
+    """Why ``prob`` cannot carry a claim that needs ``requires``; empty if it can."""
+    why = []
+    if "solution" in requires and prob.solution is None:
+        why.append("it declares no solution z*")
+    if "mvi" in requires and prob.mvi not in ("holds", "equality"):
+        why.append(f"it does not declare that the Minty condition holds (mvi = {prob.mvi!r})")
+    if "mvi_fails" in requires and prob.mvi not in ("fails",):
+        why.append(f"it does not declare that the Minty condition fails (mvi = {prob.mvi!r})")
+    if "heterogeneous" in requires and not (prob.zeta2 or 0) > 0:
+        why.append("its workers do not differ at the solution (zeta^2 = 0 or unknown)")
+    return why
 
 
 def _check_grid(path, where, grid, complete):
@@ -150,16 +262,24 @@ def _as_table(x, kind):
     return {"name": x} if isinstance(x, str) else dict(x)
 
 
-def cells(study: Study) -> list[dict]:
-    g = study.grid
+def _merge_problem(x, overrides):
+    table = _as_table(x, "problem")
+    for k, v in overrides.items():
+        table[k] = {**table.get(k, {}), **v} if isinstance(v, dict) else v
+    return table
+
+
+def _grid_cells(study: Study, g: dict, role: str, overrides: dict) -> list[dict]:
     workers = g.get("workers", [None])
     workers = workers if isinstance(workers, list) else [workers]
     topologies = [t for x in g["topologies"] for t in _expand(_as_table(x, "topology"))]
     algorithms = [a for x in g["algorithms"] for a in _expand(_as_table(x, "algorithm"))]
     combos = []
     for x in g["problems"]:
-        table = _as_table(x, "problem")
+        table = _merge_problem(x, overrides)
         own = table.pop("algorithms", None)  # a problem may bring its own algorithms (step sizes)
+        if own is not None and "algorithms" in overrides:
+            own = overrides["algorithms"]
         algs = algorithms if own is None else [a for y in own for a in _expand(_as_table(y, "a"))]
         combos.extend((p, a) for p in _expand(table) for a in algs)
     out = []
@@ -169,6 +289,7 @@ def cells(study: Study) -> list[dict]:
         cell = {
             "study": study.name,
             "experiment": study.experiment,
+            "role": role,
             "problem": prob,
             "workers": M,
             "topology": topo,
@@ -184,7 +305,48 @@ def cells(study: Study) -> list[dict]:
     return out
 
 
+def control_grid(study: Study, ctrl: dict) -> dict:
+    """The grid of a control: the study's grid with the control's overrides (and, for a quick
+    study, its quick overrides)."""
+    g = {**study.grid, **ctrl.get("grid", {})}
+    if study.quick:
+        g.update(ctrl.get("quick", {}))
+    return g
+
+
+def cells(study: Study) -> list[dict]:
+    """Every run of the study: the claims' cells, then each control's."""
+    out = _grid_cells(study, study.grid, CLAIM_ROLE, {})
+    for ctrl in study.controls:
+        over = dict(ctrl.get("problem_overrides", {}))
+        if "algorithms" in ctrl.get("grid", {}):
+            over["algorithms"] = ctrl["grid"]["algorithms"]  # beats a problem's own algorithms
+        out += _grid_cells(study, control_grid(study, ctrl), f"control:{ctrl['name']}", over)
+    return out
+
+
+def canonical(obj):
+    """One form for equal specs: dict keys sorted, integral floats as integers, tuples as lists."""
+    if isinstance(obj, dict):
+        return {str(k): canonical(obj[k]) for k in sorted(obj, key=str)}
+    if isinstance(obj, (list, tuple)):
+        return [canonical(v) for v in obj]
+    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
+        return obj
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return int(f) if f.is_integer() and abs(f) < 2**53 else f
+    return str(obj)
+
+
+def _key(obj) -> str:
+    return json.dumps(canonical(obj), sort_keys=True, separators=(",", ":"))
+
+
 def _short(d: dict) -> str:
+    d = canonical(d)
     name = d.get("name", "?")
     rest = [f"{k}={_fmt(v)}" for k, v in d.items() if k != "name"]
     return f"{name}[{','.join(rest)}]" if rest else str(name)
@@ -200,26 +362,31 @@ def _fmt(v):
 
 def run_name(cell: dict) -> str:
     """Human name of a run from its parameters, e.g.
-    ``minty_bowl|ring|M=8|dposg[eta=0.05,rounds=3]|seed=0``."""
-    return "|".join([_short(cell["problem"]), _short(cell["topology"]), f"M={cell['workers']}",
-                     _short(cell["algorithm"]), f"seed={cell['seed']}"])
+    ``minty_bowl|ring|M=8|dposg[eta=0.05,rounds=3]|seed=0`` (controls start with their role)."""
+    parts = [_short(cell["problem"]), _short(cell["topology"]), f"M={cell['workers']}",
+             _short(cell["algorithm"]), f"seed={cell['seed']}"]
+    role = cell.get("role", CLAIM_ROLE)
+    return "|".join(parts if role == CLAIM_ROLE else [role, *parts])
+
+
+IDENTITY = ("role", "problem", "workers", "topology", "algorithm", "seed", "iterations", "record",
+            "every_iteration", "record_iterates", "experiment")
 
 
 def run_id(cell: dict) -> str:
-    key = json.dumps({k: cell[k] for k in ("problem", "workers", "topology", "algorithm", "seed",
-                                           "iterations", "record", "every_iteration",
-                                           "record_iterates", "experiment")},
-                     sort_keys=True, default=str)
+    """A readable slug and a hash of the canonical spec: equal specs, equal ids."""
+    key = _key({k: cell.get(k, CLAIM_ROLE if k == "role" else None) for k in IDENTITY})
     h = hashlib.blake2b(key.encode(), digest_size=5).hexdigest()
     slug = re.sub(r"[^A-Za-z0-9=.\-]+", "_", run_name(cell))[:90].strip("_")
     return f"{slug}__{h}"
 
 
 def seed_for(cell: dict) -> int:
-    """The run's random seed: a hash of the base seed, the problem and the worker count. Runs that
-    differ only in algorithm or topology share their noise streams (common random numbers), so
-    their differences are the methods' and not the noise's; different problems never share."""
-    key = f"{cell['seed']}|{_short(cell['problem'])}|M={cell['workers']}"
+    """The run's random seed: a hash of the base seed, the canonical problem and the worker count.
+    Runs that differ only in algorithm, topology or role (claim or control) share their noise
+    streams (common random numbers), so their differences are the methods' and not the noise's;
+    different problems never share."""
+    key = f"{cell['seed']}|{_key(cell['problem'])}|M={cell['workers']}"
     h = hashlib.blake2b(key.encode(), digest_size=4)
     return int.from_bytes(h.digest(), "little")
 
@@ -233,44 +400,70 @@ def _build(cell):
         psec["workers"] = cell["workers"]
     prob = build_problem(psec)
     topo = build_topology(cell["topology"], prob.workers)
-    alg = build_algorithm(cell["algorithm"])
-    return prob, topo, alg
+    asec = dict(cell["algorithm"])
+    if "eta_L" in asec:  # a step size stated relative to the problem's certified L
+        if "eta" in asec:
+            raise ConfigError(f"study {cell['study']}: algorithm {asec} gives both eta and eta_L")
+        asec["eta"] = float(asec.pop("eta_L")) / prob.L
+    return prob, topo, build_algorithm(asec)
+
+
+def _scalar(v):
+    if v is None or isinstance(v, (bool, int, float, str, np.integer, np.floating)):
+        return v
+    return json.dumps(canonical(v), sort_keys=True)
 
 
 def _identity_columns(cell, prob, topo, alg) -> dict:
+    """Every parameter of the run as a column, so that no analysis parses a label."""
     a = alg.params()
     eta = a.get("eta")
     rho = getattr(topo, "rho", None)
-    return {
+    cols = {
         "study": cell["study"],
         "run_id": cell["run_id"],
+        "role": cell.get("role", CLAIM_ROLE),
         "problem": prob.name,
         "family": prob.family,
         "dim": prob.dim,
         "workers": prob.workers,
+        "L": prob.L,
+        "mvi": prob.mvi,
+        "zeta2": prob.zeta2 if prob.zeta2 is not None else np.nan,
         "topology": topo.name,
+        "topology_spec": _key(cell["topology"]),
         "rho": float(rho) if rho is not None else np.nan,
+        "a4": bool(getattr(topo, "a4", True)),
         "algorithm": alg.label.split("[")[0],
         "label": alg.label,
         "eta": float(eta[0] if isinstance(eta, tuple) else eta),
         "rounds": int(a.get("rounds", 0)),
+        "schedule": a.get("schedule", "constant"),
+        "schedule_eps": float(a["eps"]) if a.get("eps") is not None else np.nan,
+        "variant": a.get("variant", ""),
         "sigma": prob.noise.sigma,
         "batch": prob.noise.batch,
         "heterogeneity": prob.heterogeneity,
         "seed": cell["seed"],
     }
+    for k, v in sorted((prob.params or {}).items()):
+        cols[f"p_{k}"] = _scalar(v)
+    for k, v in sorted(cell["topology"].items()):
+        if k != "name":
+            cols[f"topology_{k}"] = _scalar(v)
+    return cols
 
 
 def execute(cell: dict) -> tuple[pd.DataFrame, dict]:
     """Run one cell; returns (tidy rows, metadata)."""
-    from minmaxlab.claims import EXPERIMENT_FUNCTIONS
+    from minmaxlab.experiments import EXPERIMENT_FUNCTIONS
 
     prob, topo, alg = _build(cell)
     t0 = time.perf_counter()
     df, extra = EXPERIMENT_FUNCTIONS[cell["experiment"]](cell, prob, topo, alg, seed_for(cell))
     ident = _identity_columns(cell, prob, topo, alg)
-    for k, v in reversed(list(ident.items())):
-        df.insert(0, k, v)
+    df = pd.concat([pd.DataFrame({k: [v] * len(df) for k, v in ident.items()}, index=df.index),
+                    df.drop(columns=[c for c in ident if c in df.columns])], axis=1)
     meta = {"cell": cell, "run_seed": seed_for(cell), "elapsed_s": time.perf_counter() - t0,
             **extra, **provenance()}
     return df, meta
@@ -289,14 +482,14 @@ def _run_and_save(cell: dict, runs_dir: str) -> tuple[str, str]:
             with open(tmp, "wb") as fh:
                 np.savez_compressed(fh, **arrays)
 
-        _atomic_write(npz, save_npz)
+        atomic_write(npz, save_npz)
 
     def dump(tmp):
         with open(tmp, "w") as fh:
             json.dump(meta, fh, indent=1, default=str)
 
-    _atomic_write(meta_path, dump)  # metadata first: a run counts as finished once its table exists
-    _atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
+    atomic_write(meta_path, dump)  # metadata first: a run counts as finished once its table exists
+    atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
     status = str(df["status"].iloc[-1]) if "status" in df and len(df) else "ok"
     return cell["run_id"], status
 
@@ -312,19 +505,58 @@ class StudyResult:
     computed: int
     skipped: int
     elapsed: float
+    control_verdicts: list = field(default_factory=list)  # each control's own check rows
+
+    @property
+    def failed(self) -> bool:
+        """True when a check of the study failed (inconclusive is not a failure)."""
+        return any(v.verdict == "fail" for v in self.verdicts)
 
 
-def _warm_up():
-    """Compile or load the kernels once in the parent, so forked workers inherit them."""
+def _warm_up(study: Study):
+    """Compile or load the kernels once in the parent, so forked workers inherit them (a user's
+    operator gets its own kernels: compile them here too, not once per worker)."""
     import minmaxlab as mml
 
     p = mml.problem("forsaken", workers=2)
     mml.run(p, mml.topology("ring", 2), mml.DPOSG(eta=0.01), iterations=2)
+    if study.user_problem:
+        from minmaxlab.config import build_problem
+
+        for x in study.grid["problems"]:
+            q = build_problem({**_expand(_as_table(x, "problem"))[0], "workers": 2})
+            mml.run(q, mml.topology("ring", 2), mml.DPOSG(eta=0.01 / q.L), iterations=2)
 
 
 def results_folder(study: Study, out: str | Path | None) -> Path:
     base = Path(out or DEFAULT_RESULTS)
-    return base / (study.name + ("_quick" if study.quick else ""))
+    name = study.name + ("_quick" if study.quick else "")
+    if study.user_problem:
+        name += "_user_" + re.sub(r"[^A-Za-z0-9]+", "-", study.user_problem).strip("-")[-40:]
+    return base / name
+
+
+def _not_applicable(study: Study, why: str) -> list:
+    from minmaxlab.rates import Verdict
+
+    return [Verdict(c["claim"], f"{study.name}: {study.user_problem}", "-", np.nan, np.nan, np.nan,
+                    "not applicable", why) for c in study.claims]
+
+
+def user_requirements(study: Study) -> str:
+    """Why the study cannot run on the user's problem ("" if it can)."""
+    if study.not_applicable or not study.user_problem:
+        return study.not_applicable
+    from minmaxlab.config import build_problem
+
+    workers = study.grid.get("workers", [None])
+    workers = workers if isinstance(workers, list) else [workers]
+    why = []
+    for x in study.grid["problems"]:
+        table = _expand(_as_table(x, "problem"))[0]  # requirements do not depend on the noise
+        prob = build_problem({**table, "workers": max(w or 1 for w in workers)})
+        why += missing_requirements(prob, study.user.get("requires", []))
+    return "; ".join(dict.fromkeys(why))
 
 
 def run_study(study: Study, out=None, jobs: int | None = None, progress: bool = True,
@@ -332,13 +564,18 @@ def run_study(study: Study, out=None, jobs: int | None = None, progress: bool = 
     """Run every unfinished cell of ``study`` (in ``jobs`` processes), then analyse the claims."""
     start = time.perf_counter()
     folder = results_folder(study, out)
+    why = user_requirements(study)
+    if why:
+        return StudyResult(study, folder, pd.DataFrame(), _not_applicable(study, why), {}, 0, 0,
+                           time.perf_counter() - start)
     runs_dir = folder / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     for stale in runs_dir.glob(".*.tmp"):  # a write cut short by an interruption
         stale.unlink()
-    spec = {"study": study.raw, "quick": study.quick, "file": study.path, **provenance()}
-    _atomic_write(folder / "study.json",
-                  lambda tmp: Path(tmp).write_text(json.dumps(spec, indent=1, default=str)))
+    spec = {"study": study.raw, "quick": study.quick, "file": study.path,
+            "user_problem": study.user_problem, **provenance()}
+    atomic_write(folder / "study.json",
+                 lambda tmp: Path(tmp).write_text(json.dumps(spec, indent=1, default=str)))
     all_cells = cells(study)
     todo = [c for c in all_cells if not (runs_dir / f"{c['run_id']}.csv").exists()]
     skipped = len(all_cells) - len(todo)
@@ -350,7 +587,7 @@ def run_study(study: Study, out=None, jobs: int | None = None, progress: bool = 
         bar = tqdm(total=len(todo), desc=study.name, unit="run", leave=False)
     if todo:
         if jobs > 1 and len(todo) > 1:
-            _warm_up()
+            _warm_up(study)
             import multiprocessing as mp
 
             with ProcessPoolExecutor(max_workers=min(jobs, len(todo)),
@@ -368,12 +605,12 @@ def run_study(study: Study, out=None, jobs: int | None = None, progress: bool = 
     if bar:
         bar.close()
     table = load_table(folder, [c["run_id"] for c in all_cells])
-    _atomic_write(folder / "table.csv", lambda tmp: table.to_csv(tmp, index=False))
-    verdicts, points = ([], {})
+    atomic_write(folder / "table.csv", lambda tmp: table.to_csv(tmp, index=False))
+    res = StudyResult(study, folder, table, [], {}, len(todo), skipped, 0.0)
     if analyse:
-        verdicts, points = analyse_study(study, table, folder)
-    return StudyResult(study, folder, table, verdicts, points, len(todo), skipped,
-                       time.perf_counter() - start)
+        res.verdicts, res.points, res.control_verdicts = analyse_study(study, table, folder)
+    res.elapsed = time.perf_counter() - start
+    return res
 
 
 def load_table(folder: Path, ids: list[str] | None = None) -> pd.DataFrame:
@@ -383,19 +620,35 @@ def load_table(folder: Path, ids: list[str] | None = None) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def tables_by_role(table: pd.DataFrame) -> dict:
+    """The rows of the claims' runs under "claim" and each control's under its name."""
+    if not len(table):
+        return {}
+    out = {}
+    for role, g in table.groupby("role"):
+        out[role.split(":", 1)[1] if role.startswith("control:") else role] = g
+    return out
+
+
 def analyse_study(study: Study, table: pd.DataFrame, folder: Path):
-    from minmaxlab.claims import ANALYSES
+    """Verdicts (controls attached) and points of every claim; writes claims.csv (the claims'
+    checks with columns control and control_verdict), controls.csv (the controls' own checks)
+    and one points file per claim."""
+    from minmaxlab.claims import evaluate
     from minmaxlab.rates import verdict_table
 
-    verdicts, points = [], {}
-    for _k, c in enumerate(study.claims):
-        an = ANALYSES[c["analysis"]]
-        vs, pts = an.run(table, c, study)
+    tables = tables_by_role(table)
+    verdicts, points, own = [], {}, []
+    for c in study.claims:
+        vs, pts, cv = evaluate(c, tables, study)
         verdicts.extend(vs)
+        own.extend(cv)
         key = f"{c['claim']}_{c['analysis']}" if len(study.claims) > 1 else c["claim"]
         points[key] = pts
         if pts is not None and len(pts):
-            _atomic_write(folder / f"points_{key}.csv", lambda tmp, p=pts: p.to_csv(tmp, index=False))
+            atomic_write(folder / f"points_{key}.csv", lambda tmp, p=pts: p.to_csv(tmp, index=False))
     vt = verdict_table(verdicts)
-    _atomic_write(folder / "claims.csv", lambda tmp: vt.to_csv(tmp, index=False))
-    return verdicts, points
+    atomic_write(folder / "claims.csv", lambda tmp: vt.to_csv(tmp, index=False))
+    ct = verdict_table(own)
+    atomic_write(folder / "controls.csv", lambda tmp: ct.to_csv(tmp, index=False))
+    return verdicts, points, own

@@ -1,0 +1,92 @@
+"""The claims of ALGORITHM.md, one module each: what it needs from the runs (the study file),
+its analysis, its figure and its negative control.
+
+    C1 mean_dynamics   C2 consensus    C3 rate          C4 noise_floor     C5 speedup
+    C6 rounds_needed   C7 limits       C8 boundary      C9 heterogeneity_floor
+    wallclock          GAN gan
+
+A study's ``[[claims]]`` entry names an analysis; its ``[[controls]]`` entries name settings in
+which the claim is false. :func:`evaluate` runs one analysis on the claim's runs and on every
+control's runs, and :func:`attach_controls` writes each control's verdict beside the claim's rows:
+a control must FAIL, and a control that passes turns the claim's checks into failures (the check
+could not have come out the other way).
+"""
+
+from __future__ import annotations
+
+from minmaxlab.claims import (
+    boundary,
+    consensus,
+    gan,
+    heterogeneity_floor,
+    limits,
+    mean_dynamics,
+    noise_floor,
+    rate,
+    rounds_needed,
+    speedup,
+    wallclock,
+)
+from minmaxlab.claims.base import Claim
+
+__all__ = ["CLAIMS", "Claim", "attach_controls", "control_verdict", "evaluate"]
+
+CLAIMS: dict[str, Claim] = {
+    m.CLAIM.name: m.CLAIM
+    for m in (mean_dynamics, consensus, rate, noise_floor, speedup, rounds_needed, limits, boundary,
+              heterogeneity_floor, wallclock, gan)
+}
+
+DECIDING = ("pass", "fail", "inconclusive")
+
+
+def control_verdict(verdicts) -> str:
+    """The claim's verdict on a control's runs: "fail" if any deciding check fails (the control
+    contradicts the claim, as it must), "pass" if all pass, "inconclusive" otherwise."""
+    got = [v.verdict for v in verdicts if v.verdict in DECIDING]
+    if "fail" in got:
+        return "fail"
+    if got and all(g == "pass" for g in got):
+        return "pass"
+    return "inconclusive"
+
+
+def attach_controls(verdicts, controls: dict[str, str]) -> None:
+    """Write ``controls`` (control name -> its verdict) beside every row of ``verdicts``; a
+    control that did not fail makes each deciding row fail or inconclusive."""
+    if not controls:
+        return
+    names = ", ".join(sorted(controls))
+    worst = ("pass" if "pass" in controls.values() else
+             "inconclusive" if "inconclusive" in controls.values() else "fail")
+    for v in verdicts:
+        v.control = names
+        v.control_verdict = worst
+        if v.verdict not in DECIDING or worst == "fail":
+            continue
+        if worst == "pass":
+            v.verdict = "fail"
+            v.reason = f"its control passed too ({names}), so the check cannot fail; " + v.reason
+        elif v.verdict == "pass":
+            v.verdict = "inconclusive"
+            v.reason = f"its control was inconclusive ({names}); " + v.reason
+
+
+def evaluate(spec: dict, tables: dict, study):
+    """Verdicts and points of the [[claims]] entry ``spec``: ``tables`` maps the role ("claim" or
+    a control's name) to its rows. Returns (claim verdicts with controls attached, points, the
+    controls' own verdicts)."""
+    claim = CLAIMS[spec["analysis"]]
+    verdicts, points = claim.run(tables.get("claim"), spec, study)
+    outcome, own = {}, []
+    for ctrl in study.controls:
+        if ctrl["name"] not in tables or spec["claim"] not in ctrl.get("checks", [spec["claim"]]):
+            continue
+        cspec = {**spec, **ctrl.get("claim_params", {})}
+        cv, _ = claim.run(tables[ctrl["name"]], cspec, study)
+        for v in cv:
+            v.setting = f"{v.setting} [control {ctrl['name']}]"
+        outcome[ctrl["name"]] = control_verdict(cv)
+        own.extend(cv)
+    attach_controls(verdicts, outcome)
+    return verdicts, points, own

@@ -1,0 +1,90 @@
+"""What every claim module shares: the :class:`Claim` record and the small table helpers.
+
+A claim module holds one claim of ALGORITHM.md: ``analyse(table, spec, study)`` turns the study's
+tidy table into :class:`~minmaxlab.rates.Verdict` rows and a points table, ``figure(points,
+table, folder)`` draws it, and its docstring says what its negative control is. Predicted
+values and tolerances come from the study file and are never adjusted here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from minmaxlab import rates
+from minmaxlab.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One analysis: its name in study files, the keys its [[claims]] entry must give, the
+    analysis and its figure (None: no figure)."""
+
+    name: str
+    required: tuple
+    analyse: Callable
+    figure: Callable | None = None
+
+    def validate(self, path, k, spec):
+        missing = [r for r in self.required if r not in spec]
+        if missing:
+            raise ConfigError(f"{path}: claims[{k}] ({self.name}) is missing {missing}")
+        tol = spec.get("tolerance")
+        if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float))
+                                or tol < 0):
+            raise ConfigError(f"{path}: claims[{k}].tolerance must be a number >= 0, got {tol!r}")
+
+    def run(self, table, spec, study):
+        if table is None or len(table) == 0:
+            return [inconclusive(spec, study, "no finished runs")], pd.DataFrame()
+        return self.analyse(table, spec, study)
+
+
+def inconclusive(spec, study, why, extra="", predicted="-") -> rates.Verdict:
+    return rates.Verdict(spec["claim"], setting(study, extra), predicted, math.nan, math.nan,
+                         math.nan, "inconclusive", why)
+
+
+def reported(spec, study, extra, measured, text) -> rates.Verdict:
+    """A number shown beside the verdicts that does not decide one (e.g. the other measure)."""
+    return rates.Verdict(spec["claim"], setting(study, extra), "reported, not a check", measured,
+                         math.nan, math.nan, "reported", text)
+
+
+def finished(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of runs that did not diverge."""
+    return df[df["status"] == "ok"] if "status" in df else df
+
+
+def setting(study, extra="") -> str:
+    return f"{study.name}{'' if not extra else ': ' + extra}"
+
+
+def steady(df: pd.DataFrame, metric: str, fraction: float, keys: list[str]) -> pd.DataFrame:
+    """One row per run: its ``keys`` and ``value``, the mean of ``metric`` over the last
+    ``fraction`` of the run's recorded iterations."""
+    out = []
+    for rid, g in df.groupby("run_id"):
+        g = g.sort_values("iteration")
+        kmax = g["iteration"].max()
+        tail = g[g["iteration"] >= (1 - fraction) * kmax]
+        out.append({"run_id": rid, "value": float(tail[metric].mean())})
+    first = df.drop_duplicates("run_id")[["run_id", *keys]]
+    return first.merge(pd.DataFrame(out), on="run_id")
+
+
+def iterations_to_eps(g: pd.DataFrame, metric: str, eps: float, smooth: int) -> float:
+    """First recorded iteration where the rolling median (over ``smooth`` records) of ``metric``
+    is <= eps; nan if never."""
+    g = g.sort_values("iteration")
+    y = g[metric].rolling(smooth, center=True, min_periods=1).median()
+    return rates.first_crossing(g["iteration"].to_numpy(), y.to_numpy(), eps)
+
+
+def median_or_nan(values) -> float:
+    a = np.asarray(values, dtype=float)
+    return float(np.median(a)) if a.size and np.isfinite(a).all() else math.nan

@@ -1,0 +1,101 @@
+"""C2: every gossip contracts the disagreement by rho^t, and DPOSG's steady-state consensus error
+falls in t like rho^(2t).
+
+Runs: DPOSG on heterogeneous workers with noise over a grid of t and topologies. Checks: (a) on
+random states, ||W^t Y - 1 ybar|| <= rho^t ||Y - 1 ybar|| for t = 1..8 on every topology of the
+grid; (b) the fitted slope of log(error) vs t over the whole grid is at most 2 log rho; (c) close
+to 2 log rho (within ``tolerance``, relative) for large t, where rho^(2t) is in [1e-12, 0.1] and
+the slowest eigenvector dominates. Negative control: the single-exchange variant, which gossips x
+once per iteration and whose disagreement does not vanish as t grows: (b) must fail.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from minmaxlab import rates
+from minmaxlab.claims.base import Claim, finished, inconclusive, setting, steady
+
+
+def analyse(table, spec, study):
+    tol = float(spec["tolerance"])
+    frac = float(spec.get("fraction", 0.5))
+    pts = steady(finished(table), "consensus_z", frac,
+                 ["topology", "workers", "rounds", "rho", "seed", "topology_spec"])
+    verdicts = [_contraction_check(pts, spec, study)]
+    for (name, M), g in pts.groupby(["topology", "workers"]):
+        g = g.rename(columns={"value": "consensus"})
+        rho = float(g["rho"].iloc[0])
+        pred = 2 * math.log(rho)
+        where = f"{name} M={M}, rho={rho:.3f}"
+        fit = rates.fit_slope(g, "rounds", "consensus", group="seed", log_x=False)
+        v = rates.check_slope(spec["claim"], setting(study, where + ", all t"), fit, pred, 0.0,
+                              mode="at_most")
+        v.predicted = f"slope of log err vs t <= 2 log rho = {pred:.3f}"
+        verdicts.append(v)
+        t_lo = math.log(10) / (2 * math.log(1 / rho))
+        t_hi = math.log(1e12) / (2 * math.log(1 / rho))
+        big = g[(g["rounds"] >= t_lo) & (g["rounds"] <= t_hi)]
+        if big["rounds"].nunique() < 2:
+            verdicts.append(inconclusive(spec, study, f"fewer than 2 grid values of t in "
+                                         f"[{t_lo:.1f}, {t_hi:.1f}] (rho^2t in [1e-12, 0.1])",
+                                         where + ", large t"))
+            continue
+        fit = rates.fit_slope(big, "rounds", "consensus", group="seed", log_x=False)
+        span = f"{int(big['rounds'].min())}..{int(big['rounds'].max())}"
+        v = rates.check_slope(spec["claim"], setting(study, f"{where}, large t ({span})"), fit,
+                              pred, tol * abs(pred), mode="close")
+        v.predicted = f"slope = 2 log rho = {pred:.3f} (+/- {tol:.0%})"
+        verdicts.append(v)
+    return verdicts, pts.drop(columns="topology_spec")
+
+
+def _contraction_check(pts, spec, study):
+    import json
+
+    from minmaxlab.config import build_topology
+
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for (tspec, M), _ in pts.groupby(["topology_spec", "workers"]):
+        worst = max(worst, _max_contraction_ratio(build_topology(json.loads(tspec), int(M)), rng))
+    return rates.check_at_most(spec["claim"], setting(study, "every gossip, random states, t = 1..8"),
+                               worst, 1.0 + 1e-9, "||W^t Y - 1 ybar|| / (rho^t ||Y - 1 ybar||) <= 1")
+
+
+def _max_contraction_ratio(topo, rng):
+    worst = 0.0
+    for t in range(1, 9):
+        for _ in range(20):
+            Y = rng.standard_normal((topo.workers, 3))
+            before = np.linalg.norm(Y - Y.mean(axis=0))
+            after = topo.mix(Y, t)
+            ratio = np.linalg.norm(after - after.mean(axis=0)) / (topo.rho**t * before)
+            worst = max(worst, float(ratio))
+    return worst
+
+
+def figure(pts, table, folder):
+    from minmaxlab import plotting as P
+
+    fig, ax = P.new_figure("C2: steady-state consensus error vs gossip rounds t")
+    for k, ((name, M), g) in enumerate(pts.groupby(["topology", "workers"])):
+        med = g.groupby("rounds")["value"].median()
+        lo = g.groupby("rounds")["value"].min()
+        hi = g.groupby("rounds")["value"].max()
+        c = P.COLORS[k % 10]
+        rho = float(g["rho"].iloc[0])
+        ax.semilogy(med.index, med.to_numpy(), "o-", color=c, ms=3,
+                    label=f"{name} M={M} (rho={rho:.3f})")
+        ax.fill_between(med.index, lo.to_numpy(), hi.to_numpy(), color=c, alpha=0.15, lw=0)
+        t = med.index.to_numpy(dtype=float)
+        ax.semilogy(t, rho ** (2 * t) * med.iloc[-1] / rho ** (2 * t[-1]), "--", color=c, lw=0.8)
+    ax.plot([], [], "k--", lw=0.8, label="rho^(2t) slope (through the largest t)")
+    ax.set_xlabel("gossip rounds per iteration t")
+    ax.set_ylabel("consensus error (1/M) sum ||z_i - zbar||^2")
+    return P.finish(fig, ax)
+
+
+CLAIM = Claim("consensus", ("claim", "tolerance"), analyse, figure)

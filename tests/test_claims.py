@@ -1,0 +1,294 @@
+"""minmaxlab.claims: every analysis on constructed tables (a case that passes and one that must
+fail), the control mechanics, and (slow) every shipped control failing on real runs, on the
+built-in instances and on the user's game shipped in problems/."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from minmaxlab.claims import CLAIMS, attach_controls, control_verdict
+from minmaxlab.rates import Verdict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class _S:
+    name = "constructed"
+    controls = []
+
+
+def _v(verdict):
+    return Verdict("C0", "s", "p", 0.0, math.nan, math.nan, verdict, "r")
+
+
+# ------------------------------------------------------------------------------------- controls
+
+def test_control_verdict_is_fail_when_any_deciding_check_fails():
+    assert control_verdict([_v("pass"), _v("fail"), _v("reported")]) == "fail"
+    assert control_verdict([_v("pass"), _v("reported")]) == "pass"
+    assert control_verdict([_v("pass"), _v("inconclusive")]) == "inconclusive"
+    assert control_verdict([_v("reported")]) == "inconclusive"
+
+
+def test_a_passing_control_turns_the_claim_into_a_failure():
+    rows = [_v("pass"), _v("reported")]
+    attach_controls(rows, {"weak_method": "pass", "broken_W": "fail"})
+    assert rows[0].verdict == "fail" and "control passed" in rows[0].reason
+    assert rows[1].verdict == "reported"
+    assert all(r.control == "broken_W, weak_method" and r.control_verdict == "pass" for r in rows)
+    ok = [_v("pass")]
+    attach_controls(ok, {"broken_W": "fail"})
+    assert ok[0].verdict == "pass" and ok[0].control_verdict == "fail"
+    unsure = [_v("pass")]
+    attach_controls(unsure, {"broken_W": "inconclusive"})
+    assert unsure[0].verdict == "inconclusive"
+
+
+# ------------------------------------------------------------------------------- C1 and C7
+
+def test_mean_dynamics_fails_on_large_deviations():
+    t = pd.DataFrame(dict(run_id=["a", "a"], iteration=[1, 2], dev_z=[1e-16, 1e-9],
+                          dev_x=[0.0, 0.0], topology="ring", workers=4, seed=0, problem="p",
+                          status="ok"))
+    assert CLAIMS["mean_dynamics"].run(t, {"claim": "C1"}, _S())[0][0].verdict == "fail"
+    t["dev_z"] = [1e-16, 2e-16]
+    assert CLAIMS["mean_dynamics"].run(t, {"claim": "C1"}, _S())[0][0].verdict == "pass"
+
+
+def test_limits_fails_on_a_difference():
+    t = pd.DataFrame(dict(iteration=[1, 2], diff_J_vs_cposg=[0.0, 3e-12], diff_M1_vs_osg=0.0,
+                          seed=0, problem="p", topology="ring"))
+    assert CLAIMS["limits"].run(t, {"claim": "C7"}, _S())[0][0].verdict == "fail"
+    t["diff_J_vs_cposg"] = [0.0, 1e-15]
+    assert CLAIMS["limits"].run(t, {"claim": "C7"}, _S())[0][0].verdict == "pass"
+
+
+# ------------------------------------------------------------------------------------------ C2
+
+@pytest.mark.parametrize("power, verdicts", [(2, {"pass"}), (1, {"fail"})])
+def test_consensus_on_constructed_tables(power, verdicts):
+    """Consensus error rho^(power t) / (1 - rho^(power t)): power 2 is the theory (pass), power 1
+    decays half as fast (fails both slope checks)."""
+    rows = []
+    rho = 0.6
+    for seed in (0, 1):
+        for t in (1, 2, 4, 8, 16):
+            e = rho ** (power * t) / (1 - rho ** (power * t))
+            for k in (0, 500, 1000):
+                rows.append(dict(run_id=f"{seed}-{t}", topology="torus", workers=16, rounds=t,
+                                 rho=rho, seed=seed, algorithm="dposg", iteration=k,
+                                 consensus_z=e, status="ok", topology_spec='{"name":"torus"}'))
+    vs, _ = CLAIMS["consensus"].run(pd.DataFrame(rows), {"claim": "C2", "tolerance": 0.2}, _S())
+    assert vs[0].verdict == "pass"  # the gossip contraction itself (a property of W)
+    assert {v.verdict for v in vs[1:]} == verdicts
+
+
+# ------------------------------------------------------------------------------------------ C3
+
+def _rate_table(curve, K=20000):
+    ks = np.unique(np.geomspace(1, K, 60).astype(int))
+    s = curve(ks.astype(float))
+    avg = np.cumsum(s * np.diff(np.concatenate([[0], ks]))) / ks  # a running average
+    return pd.DataFrame(dict(run_id="r", problem="p", label="dposg", topology="ring", workers=8,
+                             seed=0, eta=0.1, iteration=ks, stationarity_workers=s,
+                             min_stationarity_workers=np.minimum.accumulate(s),
+                             avg_stationarity_workers=avg, avg_stationarity_local=avg,
+                             dist_to_solution=1.0, status="ok"))
+
+
+C3 = {"claim": "C3", "tolerance": 0.1, "window": [1000, 1e9], "accuracy": 1e-6}
+
+
+@pytest.mark.parametrize("curve, verdict", [
+    (lambda k: 1.0 / k**1.5, "pass"),  # sublinear, as fast as the theorem says
+    (lambda k: 0.5**k + 1e-30, "pass"),  # linear convergence: at accuracy early in the window
+    (lambda k: 1.0 / k + 1e-4, "fail"),  # a floor above the accuracy
+    (lambda k: 1.0 / np.sqrt(k), "fail"),  # slower than 1/K
+])
+def test_rate_separates_a_floor_from_convergence(curve, verdict):
+    vs, _ = CLAIMS["rate"].run(_rate_table(curve), C3, _S())
+    deciding = [v.verdict for v in vs if v.verdict != "reported"]
+    assert ("fail" in deciding) == (verdict == "fail"), [v.reason for v in vs]
+
+
+def test_rate_running_average_slope_is_only_reported():
+    vs, _ = CLAIMS["rate"].run(_rate_table(lambda k: 1.0 / k + 1e-4), C3, _S())
+    avg = [v for v in vs if "running average" in v.setting]
+    assert avg and avg[0].verdict == "reported"
+
+
+# ------------------------------------------------------------------------------------------ C4
+
+def _floor_table(exponent, seeds=(0, 1, 2)):
+    rng = np.random.default_rng(1)
+    rows = []
+    for seed in seeds:
+        for M in (2, 8):
+            for m in (1, 4, 16):
+                floor = 3.0 * (m * M) ** exponent
+                for k in range(0, 1001, 50):
+                    val = floor * (1 + 50 * np.exp(-k / 50)) * np.exp(0.05 * rng.standard_normal())
+                    rows.append(dict(run_id=f"{seed}-{M}-{m}", problem="p", algorithm="dposg",
+                                     label="dposg[...]", topology="ring", workers=M, batch=m,
+                                     sigma=1.0, seed=seed, iteration=k, stationarity_local=val,
+                                     stationarity_workers=2 * val, status="ok"))
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("exponent, verdict", [(-1.0, "pass"), (-0.5, "fail")])
+def test_noise_floor_on_constructed_tables(exponent, verdict):
+    vs, _ = CLAIMS["noise_floor"].run(_floor_table(exponent), {"claim": "C4", "tolerance": 0.15},
+                                      _S())
+    assert vs[0].verdict == verdict
+    assert vs[0].measured == pytest.approx(exponent, abs=0.05)
+    assert vs[1].verdict == "reported"
+
+
+# ------------------------------------------------------------------------------------------ C5
+
+@pytest.mark.parametrize("power, verdict", [(-1.0, "pass"), (0.0, "fail")])
+def test_speedup_on_constructed_tables(power, verdict):
+    rows = []
+    for M in (1, 2, 4, 8):
+        k_eps = 4000 * M**power
+        for k in range(0, 8001, 100):
+            val = 1.0 if k < k_eps else 1e-4
+            rows.append(dict(run_id=f"{M}", problem="p", topology="ring", rounds=1, workers=M,
+                             eta=0.01, seed=0, iteration=k, stationarity_local=val,
+                             stationarity_avg=val, stationarity_workers=val, status="ok"))
+    vs, _ = CLAIMS["speedup"].run(pd.DataFrame(rows), {"claim": "C5", "tolerance": 0.2,
+                                                       "eps": 1e-3}, _S())
+    assert {v.verdict for v in vs} == {verdict}
+
+
+# ------------------------------------------------------------------------------------------ C6
+
+def _rounds_table(rhos, penalty=100.0, ts=(1, 2, 4, 8, 16, 32, 64)):
+    rows = []
+    for name, rho in rhos.items():
+        for t in ts:
+            level = 1.0 + penalty * rho ** (2 * t)  # consensus penalty on top of CPOSG's level 1
+            for k in (0, 500, 1000):
+                rows.append(dict(run_id=f"{name}{t}", topology=name, workers=16, rho=rho, rounds=t,
+                                 algorithm="dposg", schedule="constant", schedule_eps=np.nan,
+                                 label=f"dposg[rounds={t}]", seed=0, iteration=k,
+                                 stationarity_workers=level, status="ok"))
+    for k in (0, 500, 1000):
+        rows.append(dict(run_id="c", topology="complete", workers=16, rho=0.0, rounds=0,
+                         algorithm="cposg", schedule="constant", schedule_eps=np.nan,
+                         label="cposg[eta=0.1]", seed=0, iteration=k, stationarity_workers=1.0,
+                         status="ok"))
+    return pd.DataFrame(rows)
+
+
+C6 = {"claim": "C6", "delta": 0.1, "eps": 1e-3}
+
+
+def test_rounds_needed_on_a_constructed_table():
+    vs, res = CLAIMS["rounds_needed"].run(_rounds_table({"complete": 0.0, "torus": 0.6,
+                                                         "ring": 0.9}), C6, _S())
+    t = dict(zip(res["topology"], res["t_needed"], strict=True))
+    # 100 rho^(2t) <= 0.1  <=>  t >= log(1000) / (2 log(1/rho))
+    assert t == {"complete": 1.0, "torus": 8.0, "ring": 64.0}
+    order = [v for v in vs if "1/(1-rho)" in v.setting]
+    assert order[0].verdict == "pass"
+    ratios = [v for v in vs if "t_theory" in v.setting]
+    assert all(v.verdict == "reported" for v in ratios)
+
+
+def test_rounds_needed_not_reached_is_never_a_number():
+    # the ring never gets there: past t_theory (= 14 for rho = 0.6) it fails, short of it it is
+    # inconclusive; and equal t for different spectra breaks the strict ordering
+    vs, _ = CLAIMS["rounds_needed"].run(_rounds_table({"torus": 0.6}, penalty=1e30), C6, _S())
+    assert [v.verdict for v in vs if "t_needed" in v.setting] == ["fail"]
+    vs, _ = CLAIMS["rounds_needed"].run(_rounds_table({"ring": 0.99}, ts=(1, 2, 4)), C6, _S())
+    assert [v.verdict for v in vs if "t_needed" in v.setting] == ["inconclusive"]
+    vs, _ = CLAIMS["rounds_needed"].run(_rounds_table({"a": 0.5, "b": 0.51}, ts=(1, 8)), C6, _S())
+    assert [v.verdict for v in vs if "1/(1-rho)" in v.setting] == ["fail"]
+
+
+# ------------------------------------------------------------------------------------------ C8
+
+def test_boundary_tells_divergence_from_a_cycle():
+    def run(rid, prob, values, status="ok"):
+        return [dict(run_id=rid, problem=prob, label="osg", workers=1, iteration=k,
+                     stationarity_avg=v, status=status if k == len(values) - 1 else "ok")
+                for k, v in enumerate(values)]
+    rows = run("a", "cyc", [1.0, 0.5, 0.4, 0.5]) + run("b", "div", [1.0, 10.0, 1e5, np.nan],
+                                                        status="diverged")
+    rows += run("c", "conv", [1.0, 1e-3, 1e-9, 1e-12])
+    t = pd.DataFrame(rows)
+    spec = {"claim": "C8", "level": 1e-6, "expect": {"cyc": "cycle", "div": "cycle",
+                                                     "conv": "converge"}}
+    vs, pts = CLAIMS["boundary"].run(t, spec, _S())
+    got = {v.setting.split(": ")[1].split(",")[0]: v.verdict for v in vs}
+    assert got == {"cyc": "pass", "div": "fail", "conv": "pass"}
+    assert dict(zip(pts["problem"], pts["outcome"], strict=True))["div"] == "diverge"
+
+
+# ------------------------------------------------------------------------------------------ C9
+
+@pytest.mark.parametrize("p, verdict", [(2.0, "pass"), (1.0, "fail"), (0.0, "fail")])
+def test_heterogeneity_floor_exponent(p, verdict):
+    rows = []
+    for name, rho in (("ring", 0.9), ("torus", 0.6)):
+        for t in (1, 2, 4, 8, 16, 32, 48):
+            floor = 0.1 * rho ** (p * t) + 1e-33
+            for k in (0, 500, 1000):
+                rows.append(dict(run_id=f"{name}{t}", topology=name, workers=16, rho=rho,
+                                 rounds=t, algorithm="dposg", label=f"dposg[{t}]", seed=0,
+                                 iteration=k, stationarity_workers=floor, stationarity_avg=floor**2,
+                                 stationarity_local=0.0, status="ok"))
+    for k in (0, 500, 1000):
+        rows.append(dict(run_id="c", topology="ring", workers=16, rho=0.9, rounds=0,
+                         algorithm="cposg", label="cposg", seed=0, iteration=k,
+                         stationarity_workers=1e-32, stationarity_avg=1e-32,
+                         stationarity_local=0.0, status="ok"))
+    spec = {"claim": "C9", "tolerance": 0.2, "predicted": 2.0}
+    vs, _ = CLAIMS["heterogeneity_floor"].run(pd.DataFrame(rows), spec, _S())
+    expo = [v for v in vs if "exponent" in v.setting]
+    assert len(expo) == 2 and {v.verdict for v in expo} == {verdict}
+    if verdict == "pass":
+        assert [v.measured for v in expo] == pytest.approx([2.0, 2.0], abs=1e-6)
+
+
+# ----------------------------------------------------------------------- every shipped control
+
+DECENTRALIZED = ["consensus_vs_rounds", "heterogeneity_floor", "limits", "mean_dynamics",
+                 "mvi_boundary", "noise_floor_vs_batch_and_workers", "rate_vs_iterations",
+                 "rounds_needed_vs_spectral_gap", "speedup_vs_workers",
+                 "wallclock_vs_latency_bandwidth"]
+
+
+@pytest.mark.slow
+def test_every_shipped_control_fails_and_the_decentralized_claims_pass(tmp_path):
+    from minmaxlab.report import verify
+
+    res = verify(quick=True, out=tmp_path / "rep", progress=False, only=DECENTRALIZED,
+                 echo=lambda m: None)
+    s = res["summary"].set_index("claim")
+    assert set(s.index) >= {"C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "wallclock"}
+    assert (s["control_verdict"] == "fail").all(), s[["controls", "control_verdict"]]
+    for claim in ("C1", "C2", "C4", "C7", "C9"):
+        assert s.loc[claim, "verdict"] == "pass", claim
+    rows = pd.read_csv(tmp_path / "rep" / "claims.csv")
+    assert {"control", "control_verdict"} <= set(rows.columns)
+    controls = pd.read_csv(tmp_path / "rep" / "controls.csv")
+    assert (controls["verdict"] == "fail").any()
+
+
+@pytest.mark.slow
+def test_verify_on_the_users_game(tmp_path):
+    from minmaxlab.report import verify
+
+    res = verify(quick=True, out=tmp_path / "rep", progress=False, only=DECENTRALIZED,
+                 echo=lambda m: None, problem=str(ROOT / "problems" / "user_game.py") + ":make")
+    s = res["summary"].set_index("claim")
+    for claim in ("C1", "C2", "C3", "C4", "C5", "C6", "C7", "C9"):
+        assert s.loc[claim, "verdict"] in ("pass", "fail", "inconclusive"), claim
+        assert s.loc[claim, "control_verdict"] == "fail", claim
+    assert s.loc["C8", "verdict"] == "not applicable"
+    assert "built-in instances only" in s.loc["C8", "why"]
