@@ -170,7 +170,8 @@ def _rounds_table(rhos, penalty=100.0, ts=(1, 2, 4, 8, 16, 32, 64)):
     rows = []
     for name, rho in rhos.items():
         for t in ts:
-            level = 1.0 + penalty * rho ** (2 * t)  # consensus penalty on top of CPOSG's level 1
+            pen = penalty[name] if isinstance(penalty, dict) else penalty
+            level = 1.0 + pen * rho ** (2 * t)  # consensus penalty on top of CPOSG's level 1
             for k in (0, 500, 1000):
                 rows.append(dict(run_id=f"{name}{t}", topology=name, workers=16, rho=rho, rounds=t,
                                  algorithm="dposg", schedule="constant", schedule_eps=np.nan,
@@ -201,13 +202,19 @@ def test_rounds_needed_on_a_constructed_table():
 
 def test_rounds_needed_not_reached_is_never_a_number():
     # the ring never gets there: past t_theory (= 14 for rho = 0.6) it fails, short of it it is
-    # inconclusive; and equal t for different spectra breaks the strict ordering
+    # inconclusive; equal t on the grid for different spectra cannot confirm the strict ordering
+    # (inconclusive), a reversed pair contradicts it (fail)
     vs, _ = CLAIMS["rounds_needed"].run(_rounds_table({"torus": 0.6}, penalty=1e30), C6, _S())
     assert [v.verdict for v in vs if "t_needed" in v.setting] == ["fail"]
     vs, _ = CLAIMS["rounds_needed"].run(_rounds_table({"ring": 0.99}, ts=(1, 2, 4)), C6, _S())
     assert [v.verdict for v in vs if "t_needed" in v.setting] == ["inconclusive"]
-    vs, _ = CLAIMS["rounds_needed"].run(_rounds_table({"a": 0.5, "b": 0.51}, ts=(1, 8)), C6, _S())
-    assert [v.verdict for v in vs if "1/(1-rho)" in v.setting] == ["fail"]
+    order = {}
+    for name, table in (("tie", _rounds_table({"a": 0.5, "b": 0.51}, ts=(1, 8))),
+                        ("reversed", _rounds_table({"a": 0.5, "b": 0.51}, ts=(1, 2, 4, 8, 16),
+                                                   penalty={"a": 1e6, "b": 1.0}))):
+        vs, _ = CLAIMS["rounds_needed"].run(table, C6, _S())
+        order[name] = [v.verdict for v in vs if "1/(1-rho)" in v.setting]
+    assert order == {"tie": ["inconclusive"], "reversed": ["fail"]}
 
 
 # ------------------------------------------------------------------------------------------ C8

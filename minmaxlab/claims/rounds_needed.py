@@ -7,7 +7,8 @@ CPOSG. Accuracy is that of the workers' own models. Checks: per topology, t_need
 t of the grid whose floor is within (1 + delta) of CPOSG's; a topology that never gets there is
 a failure when the grid went past t_theory (the theory says t_theory is enough) and inconclusive
 otherwise, never a number; t_needed strictly increases with 1/(1 - rho) between topologies whose
-spectra differ; the eps schedule reaches CPOSG's accuracy. Reported: t_needed / t_theory.
+spectra differ (a reversed pair fails, a tie on the grid of t is inconclusive); the eps schedule
+reaches CPOSG's accuracy. Reported: t_needed / t_theory.
 Negative control: the single-exchange variant, whose disagreement does not shrink with t.
 """
 
@@ -72,20 +73,28 @@ def analyse(table, spec, study):
 
 
 def _ordering(res, spec, study):
-    """Strictly increasing t_needed between adjacent topologies whose rho differ (ties allowed
-    only for equal spectra)."""
+    """t_needed between adjacent topologies whose rho differ: a reversed order fails; equal t on
+    the grid is inconclusive (the grid cannot tell them apart, which is no evidence either way);
+    strictly increasing passes."""
     where = setting(study, "t needed vs 1/(1-rho)")
     text = "t needed grows strictly with 1/(1-rho): " + " < ".join(res["topology"])
     listing = ", ".join(f"{r.topology}={r.t_needed:g}" for r in res.itertuples())
     if res["t_needed"].isna().any():
         return rates.Verdict(spec["claim"], where, text, math.nan, math.nan, math.nan,
                              "inconclusive", f"a topology never reached CPOSG's level: {listing}")
-    rs = list(res.itertuples())
-    bad = [f"{a.topology} vs {b.topology}" for a, b in zip(rs[:-1], rs[1:], strict=True)
-           if not np.isclose(a.rho, b.rho, rtol=1e-9, atol=1e-12) and not a.t_needed < b.t_needed]
-    return rates.Verdict(spec["claim"], where, text, float(len(bad)), math.nan, math.nan,
-                         "fail" if bad else "pass",
-                         f"{listing}" + (f"; not strictly ordered: {', '.join(bad)}" if bad else ""))
+    rs = [r for r in res.itertuples()]
+    pairs = [(a, b) for a, b in zip(rs[:-1], rs[1:], strict=True)
+             if not np.isclose(a.rho, b.rho, rtol=1e-9, atol=1e-12)]
+    reversed_ = [f"{a.topology} > {b.topology}" for a, b in pairs if a.t_needed > b.t_needed]
+    ties = [f"{a.topology} = {b.topology}" for a, b in pairs if a.t_needed == b.t_needed]
+    verdict = "fail" if reversed_ else "inconclusive" if ties else "pass"
+    why = listing
+    if reversed_:
+        why += f"; in the wrong order: {', '.join(reversed_)}"
+    if ties:
+        why += f"; tied on the grid of t although the spectra differ: {', '.join(ties)}"
+    return rates.Verdict(spec["claim"], where, text, float(len(reversed_)), math.nan, math.nan,
+                         verdict, why)
 
 
 def figure(pts, table, folder):
