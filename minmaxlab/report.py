@@ -260,7 +260,7 @@ def draw_study_figures(folder: Path, fig_dir: Path) -> list[dict]:
         fig = draw(pts, table[table["role"] == "claim"] if "role" in table else table, folder)
         if fig is None:
             continue
-        stem = fig_dir / f"{c['claim']}_{folder.name.removesuffix('_quick')}"
+        stem = fig_dir / f"{c['claim']}_{folder.name.replace('_quick', '', 1)}"
         paths = save(fig, stem)
         caption = (f"{study.get('title', study['name'])}. Study `{study['name']}`"
                    f"{' (quick version)' if spec.get('quick') else ''}, claim {c['claim']} "
