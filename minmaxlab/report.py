@@ -71,7 +71,8 @@ def summarize(verdict_rows: pd.DataFrame, titles: dict) -> pd.DataFrame:
         cverdict = "-"
         if len(ctrl):
             vs = set(ctrl["control_verdict"])
-            cverdict = "pass" if "pass" in vs else "inconclusive" if "inconclusive" in vs else "fail"
+            cverdict = next((x for x in ("pass", "inconclusive", "fail", "not run") if x in vs),
+                            "-")
         why = ""
         if counts.get("not applicable", 0) and not len(deciding):
             why = str(g["reason"].iloc[0])
@@ -186,7 +187,9 @@ def verify(quick: bool = True, out: str | Path = "report", jobs: int | None = No
             titles.setdefault(c["claim"], study.title.split(": ", 1)[-1])
         if len(res.table):
             figures += draw_study_figures(res.folder, out / "figures")
-    rows = pd.concat(all_rows, ignore_index=True) if all_rows else pd.DataFrame()
+    if not all_rows:
+        raise ConfigError("verify: no study to run (every selected study has verify = false)")
+    rows = pd.concat(all_rows, ignore_index=True)
     rows = rows.sort_values("claim", key=lambda c: c.map(lambda x: _order(x)[0]), kind="stable")
     summary = summarize(rows, titles)
     elapsed = time.perf_counter() - start
@@ -247,13 +250,13 @@ def draw_study_figures(folder: Path, fig_dir: Path) -> list[dict]:
     spec = json.loads((folder / "study.json").read_text())
     study = spec["study"]
     table_path = folder / "table.csv"
-    table = pd.read_csv(table_path) if table_path.exists() else None
+    table = pd.read_csv(table_path, low_memory=False) if table_path.exists() else None
     claims = study.get("claims", [])
     made = []
     for c in claims:
         key = f"{c['claim']}_{c['analysis']}" if len(claims) > 1 else c["claim"]
         pts_path = folder / f"points_{key}.csv"
-        pts = pd.read_csv(pts_path) if pts_path.exists() else None
+        pts = pd.read_csv(pts_path, low_memory=False) if pts_path.exists() else None
         draw = CLAIMS[c["analysis"]].figure if c["analysis"] in CLAIMS else None
         if pts is None or table is None or draw is None:
             continue

@@ -77,6 +77,7 @@ class Study:
     user: dict | None = None  # the [user] section
     user_problem: str | None = None  # SPEC of `verify --problem SPEC`, if any
     not_applicable: str = ""  # why the study cannot run on the user's problem
+    dropped_controls: list[dict] = field(default_factory=list)  # not run on the user's problem
 
 
 def _type_error(path, key, want, got):
@@ -194,7 +195,8 @@ def _apply_user(study: Study, spec: str):
         return
     over = {k: v for k, v in study.user.items() if k != "requires"}
     study.grid = {**study.grid, **_substitute(over, spec)}
-    # controls that replace the problems are tied to built-in instances
+    # controls that replace the problems are tied to built-in instances: recorded as not run
+    study.dropped_controls = [c for c in study.controls if "problems" in c.get("grid", {})]
     study.controls = [c for c in study.controls if "problems" not in c.get("grid", {})]
 
 
@@ -262,6 +264,14 @@ def _as_table(x, kind):
     return {"name": x} if isinstance(x, str) else dict(x)
 
 
+def problem_section(x) -> dict:
+    """The first expansion of a grid's problem entry, as build_problem takes it (without the
+    algorithms a problem may bring)."""
+    table = _as_table(x, "problem")
+    table.pop("algorithms", None)
+    return _expand(table)[0]
+
+
 def _merge_problem(x, overrides):
     table = _as_table(x, "problem")
     for k, v in overrides.items():
@@ -289,6 +299,7 @@ def _grid_cells(study: Study, g: dict, role: str, overrides: dict) -> list[dict]
         cell = {
             "study": study.name,
             "experiment": study.experiment,
+            "source": _source_digest(prob.get("name")),
             "role": role,
             "problem": prob,
             "workers": M,
@@ -319,9 +330,10 @@ def cells(study: Study) -> list[dict]:
     out = _grid_cells(study, study.grid, CLAIM_ROLE, {})
     for ctrl in study.controls:
         over = dict(ctrl.get("problem_overrides", {}))
-        if "algorithms" in ctrl.get("grid", {}):
-            over["algorithms"] = ctrl["grid"]["algorithms"]  # beats a problem's own algorithms
-        out += _grid_cells(study, control_grid(study, ctrl), f"control:{ctrl['name']}", over)
+        g = control_grid(study, ctrl)
+        if "algorithms" in ctrl.get("grid", {}) or (study.quick and "algorithms" in ctrl.get("quick", {})):
+            over["algorithms"] = g["algorithms"]  # beats a problem's own algorithms
+        out += _grid_cells(study, g, f"control:{ctrl['name']}", over)
     return out
 
 
@@ -370,12 +382,25 @@ def run_name(cell: dict) -> str:
 
 
 IDENTITY = ("role", "problem", "workers", "topology", "algorithm", "seed", "iterations", "record",
-            "every_iteration", "record_iterates", "experiment")
+            "every_iteration", "record_iterates", "experiment", "source")
+
+
+def _source_digest(name) -> str | None:
+    """For a user's game, a hash of the file that defines it: editing the game never reuses the
+    results of the old one. None for the library's problems."""
+    from minmaxlab.problems import is_user_problem, user_source
+
+    if not is_user_problem(name):
+        return None
+    path = user_source(name)
+    return hashlib.blake2b(path.read_bytes(), digest_size=8).hexdigest() if path else None
 
 
 def run_id(cell: dict) -> str:
     """A readable slug and a hash of the canonical spec: equal specs, equal ids."""
-    key = _key({k: cell.get(k, CLAIM_ROLE if k == "role" else None) for k in IDENTITY})
+    defaults = {"role": CLAIM_ROLE}
+    key = _key({k: cell.get(k, defaults.get(k)) for k in IDENTITY if cell.get(k) is not None
+                or k in defaults})
     h = hashlib.blake2b(key.encode(), digest_size=5).hexdigest()
     slug = re.sub(r"[^A-Za-z0-9=.\-]+", "_", run_name(cell))[:90].strip("_")
     return f"{slug}__{h}"
@@ -424,6 +449,7 @@ def _identity_columns(cell, prob, topo, alg) -> dict:
         "run_id": cell["run_id"],
         "role": cell.get("role", CLAIM_ROLE),
         "problem": prob.name,
+        "problem_spec": _key({k: v for k, v in cell["problem"].items() if k != "noise"}),
         "family": prob.family,
         "dim": prob.dim,
         "workers": prob.workers,
@@ -524,7 +550,7 @@ def _warm_up(study: Study):
         from minmaxlab.config import build_problem
 
         for x in study.grid["problems"]:
-            q = build_problem({**_expand(_as_table(x, "problem"))[0], "workers": 2})
+            q = build_problem({**problem_section(x), "workers": 2})
             mml.run(q, mml.topology("ring", 2), mml.DPOSG(eta=0.01 / q.L), iterations=2)
 
 
@@ -553,7 +579,7 @@ def user_requirements(study: Study) -> str:
     workers = workers if isinstance(workers, list) else [workers]
     why = []
     for x in study.grid["problems"]:
-        table = _expand(_as_table(x, "problem"))[0]  # requirements do not depend on the noise
+        table = problem_section(x)  # requirements do not depend on the noise
         prob = build_problem({**table, "workers": max(w or 1 for w in workers)})
         why += missing_requirements(prob, study.user.get("requires", []))
     return "; ".join(dict.fromkeys(why))
@@ -616,7 +642,7 @@ def run_study(study: Study, out=None, jobs: int | None = None, progress: bool = 
 def load_table(folder: Path, ids: list[str] | None = None) -> pd.DataFrame:
     runs_dir = Path(folder) / "runs"
     files = [runs_dir / f"{i}.csv" for i in ids] if ids is not None else sorted(runs_dir.glob("*.csv"))
-    frames = [pd.read_csv(f) for f in files if f.exists()]
+    frames = [pd.read_csv(f, low_memory=False) for f in files if f.exists()]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

@@ -47,6 +47,35 @@ def test_a_passing_control_turns_the_claim_into_a_failure():
     assert unsure[0].verdict == "inconclusive"
 
 
+def test_a_diverged_run_fails_a_claim_about_convergence_and_nothing_is_never_a_pass():
+    table = _rate_table(lambda k: 1.0 / k**1.5)
+    table.loc[table.index[-1], "status"] = "diverged"
+    vs, _ = CLAIMS["rate"].run(table, C3, _S())
+    assert vs[0].verdict == "fail" and "diverged" in vs[0].reason
+    assert len(vs) == 1  # the only run diverged: nothing else to analyse
+    empty, _ = CLAIMS["rate"].run(table.iloc[:0], C3, _S())
+    assert [v.verdict for v in empty] == ["inconclusive"]
+
+
+def test_evaluate_runs_every_control_even_without_rows():
+    from minmaxlab.claims import evaluate
+
+    class Study:
+        name = "s"
+        controls = [{"name": "weak", "description": "d"}]
+        dropped_controls = []
+
+    t = pd.DataFrame(dict(run_id=["a"], iteration=[1], dev_z=[1e-16], dev_x=[0.0],
+                          topology="ring", workers=4, seed=0, problem="p", status="ok"))
+    vs, _, own = evaluate({"claim": "C1", "analysis": "mean_dynamics"}, {"claim": t}, Study())
+    assert own[0].verdict == "inconclusive"  # the control's runs are missing: not a silent skip
+    assert vs[0].verdict == "inconclusive" and vs[0].control_verdict == "inconclusive"
+    Study.controls = []
+    Study.dropped_controls = [{"name": "builtin_only", "description": "d"}]
+    vs, _, _ = evaluate({"claim": "C1", "analysis": "mean_dynamics"}, {"claim": t}, Study())
+    assert vs[0].verdict == "pass" and vs[0].control_verdict == "not run"
+
+
 # ------------------------------------------------------------------------------- C1 and C7
 
 def test_mean_dynamics_fails_on_large_deviations():
@@ -92,7 +121,8 @@ def _rate_table(curve, K=20000):
     ks = np.unique(np.geomspace(1, K, 60).astype(int))
     s = curve(ks.astype(float))
     avg = np.cumsum(s * np.diff(np.concatenate([[0], ks]))) / ks  # a running average
-    return pd.DataFrame(dict(run_id="r", problem="p", label="dposg", topology="ring", workers=8,
+    return pd.DataFrame(dict(run_id="r", problem="p", problem_spec="p", label="dposg",
+                             topology="ring", workers=8,
                              seed=0, eta=0.1, iteration=ks, stationarity_workers=s,
                              min_stationarity_workers=np.minimum.accumulate(s),
                              avg_stationarity_workers=avg, avg_stationarity_local=avg,
@@ -131,7 +161,8 @@ def _floor_table(exponent, seeds=(0, 1, 2)):
                 floor = 3.0 * (m * M) ** exponent
                 for k in range(0, 1001, 50):
                     val = floor * (1 + 50 * np.exp(-k / 50)) * np.exp(0.05 * rng.standard_normal())
-                    rows.append(dict(run_id=f"{seed}-{M}-{m}", problem="p", algorithm="dposg",
+                    rows.append(dict(run_id=f"{seed}-{M}-{m}", problem="p", problem_spec="p",
+                                     algorithm="dposg",
                                      label="dposg[...]", topology="ring", workers=M, batch=m,
                                      sigma=1.0, seed=seed, iteration=k, stationarity_local=val,
                                      stationarity_workers=2 * val, status="ok"))
@@ -245,13 +276,14 @@ def test_heterogeneity_floor_exponent(p, verdict):
         for t in (1, 2, 4, 8, 16, 32, 48):
             floor = 0.1 * rho ** (p * t) + 1e-33
             for k in (0, 500, 1000):
-                rows.append(dict(run_id=f"{name}{t}", topology=name, workers=16, rho=rho,
-                                 rounds=t, algorithm="dposg", label=f"dposg[{t}]", seed=0,
+                rows.append(dict(run_id=f"{name}{t}", topology=name, topology_spec=name,
+                                 workers=16, rho=rho, rounds=t, algorithm="dposg",
+                                 label=f"dposg[{t}]", seed=0,
                                  iteration=k, stationarity_workers=floor, stationarity_avg=floor**2,
                                  stationarity_local=0.0, status="ok"))
     for k in (0, 500, 1000):
-        rows.append(dict(run_id="c", topology="ring", workers=16, rho=0.9, rounds=0,
-                         algorithm="cposg", label="cposg", seed=0, iteration=k,
+        rows.append(dict(run_id="c", topology="ring", topology_spec="ring", workers=16, rho=0.9,
+                         rounds=0, algorithm="cposg", label="cposg", seed=0, iteration=k,
                          stationarity_workers=1e-32, stationarity_avg=1e-32,
                          stationarity_local=0.0, status="ok"))
     spec = {"claim": "C9", "tolerance": 0.2, "predicted": 2.0}

@@ -287,3 +287,14 @@ def test_verify_end_to_end(tmp_path, capsys):
     assert (tmp_path / "rep" / "figures" / "C8_mvi_boundary.pdf").exists()
     md = (tmp_path / "rep" / "claims.md").read_text()
     assert "## Summary" in md and "C8_mvi_boundary.png" in md
+
+
+def test_editing_a_users_game_changes_its_run_ids(tmp_path):
+    game = tmp_path / "game.py"
+    game.write_text((ROOT / "problems" / "user_game.py").read_text())
+    text = SMALL + ('\n[user]\nproblems = [{ name = "{problem}" }]\n')
+    study = _write(tmp_path, text)
+    before = [c["run_id"] for c in cells(load_study(study, quick=True, problem=f"{game}:make"))]
+    game.write_text(game.read_text() + "\n# a changed game\n")
+    after = [c["run_id"] for c in cells(load_study(study, quick=True, problem=f"{game}:make"))]
+    assert len(before) == len(after) and not set(before) & set(after)

@@ -53,16 +53,18 @@ def control_verdict(verdicts) -> str:
 
 def attach_controls(verdicts, controls: dict[str, str]) -> None:
     """Write ``controls`` (control name -> its verdict) beside every row of ``verdicts``; a
-    control that did not fail makes each deciding row fail or inconclusive."""
+    control that did not fail makes each deciding row fail or inconclusive ("not run": a control
+    that could not run here, e.g. one tied to built-in instances on a user's game)."""
     if not controls:
         return
     names = ", ".join(sorted(controls))
-    worst = ("pass" if "pass" in controls.values() else
-             "inconclusive" if "inconclusive" in controls.values() else "fail")
+    run = {k: v for k, v in controls.items() if v != "not run"}
+    worst = ("pass" if "pass" in run.values() else
+             "inconclusive" if "inconclusive" in run.values() else "fail" if run else "not run")
     for v in verdicts:
         v.control = names
         v.control_verdict = worst
-        if v.verdict not in DECIDING or worst == "fail":
+        if v.verdict not in DECIDING or worst in ("fail", "not run"):
             continue
         if worst == "pass":
             v.verdict = "fail"
@@ -80,13 +82,16 @@ def evaluate(spec: dict, tables: dict, study):
     verdicts, points = claim.run(tables.get("claim"), spec, study)
     outcome, own = {}, []
     for ctrl in study.controls:
-        if ctrl["name"] not in tables or spec["claim"] not in ctrl.get("checks", [spec["claim"]]):
+        if spec["claim"] not in ctrl.get("checks", [spec["claim"]]):
             continue
         cspec = {**spec, **ctrl.get("claim_params", {})}
-        cv, _ = claim.run(tables[ctrl["name"]], cspec, study)
+        cv, _ = claim.run(tables.get(ctrl["name"]), cspec, study)  # no runs: inconclusive
         for v in cv:
             v.setting = f"{v.setting} [control {ctrl['name']}]"
         outcome[ctrl["name"]] = control_verdict(cv)
         own.extend(cv)
+    for ctrl in getattr(study, "dropped_controls", []):
+        if spec["claim"] in ctrl.get("checks", [spec["claim"]]):
+            outcome[ctrl["name"] + " (not run on a user's game)"] = "not run"
     attach_controls(verdicts, outcome)
     return verdicts, points, own

@@ -28,6 +28,7 @@ class Claim:
     required: tuple
     analyse: Callable
     figure: Callable | None = None
+    divergence_fails: bool = True  # False where a diverged run is an outcome or a rejected candidate
 
     def validate(self, path, k, spec):
         missing = [r for r in self.required if r not in spec]
@@ -39,9 +40,27 @@ class Claim:
             raise ConfigError(f"{path}: claims[{k}].tolerance must be a number >= 0, got {tol!r}")
 
     def run(self, table, spec, study):
+        """Verdicts and points of the analysis; never an empty verdict list (a claim that cannot
+        be decided says so), and a diverged run of a method that should converge is a failure."""
         if table is None or len(table) == 0:
-            return [inconclusive(spec, study, "no finished runs")], pd.DataFrame()
-        return self.analyse(table, spec, study)
+            return [inconclusive(spec, study, "no runs")], pd.DataFrame()
+        verdicts = []
+        bad = diverged_runs(table)
+        if self.divergence_fails and bad:
+            col = "label" if "label" in table else "run_id"
+            labels = sorted(set(table[table["run_id"].isin(bad)][col].astype(str)))
+            verdicts.append(rates.Verdict(
+                spec["claim"], setting(study, "divergence"), "every run converges or settles",
+                float(len(bad)), math.nan, math.nan, "fail",
+                f"{len(bad)} run(s) diverged: {', '.join(labels)}"))
+            table = finished(table)
+        points = pd.DataFrame()
+        if len(table):
+            more, points = self.analyse(table, spec, study)
+            verdicts += more
+        if not any(v.verdict in ("pass", "fail", "inconclusive") for v in verdicts):
+            verdicts.append(inconclusive(spec, study, "the runs leave nothing to decide on"))
+        return verdicts, points
 
 
 def inconclusive(spec, study, why, extra="", predicted="-") -> rates.Verdict:
@@ -55,9 +74,17 @@ def reported(spec, study, extra, measured, text) -> rates.Verdict:
                          math.nan, math.nan, "reported", text)
 
 
+def diverged_runs(df: pd.DataFrame) -> list:
+    """Ids of the runs that stopped as diverged (only their last row says so)."""
+    if "status" not in df:
+        return []
+    return sorted(df.loc[df["status"] != "ok", "run_id"].unique())
+
+
 def finished(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows of runs that did not diverge."""
-    return df[df["status"] == "ok"] if "status" in df else df
+    """The rows of the runs that did not diverge (every row of a diverged run is dropped)."""
+    bad = diverged_runs(df)
+    return df[~df["run_id"].isin(bad)] if bad else df
 
 
 def setting(study, extra="") -> str:

@@ -25,11 +25,16 @@ def analyse(table, spec, study):
     pts = steady(finished(table), "consensus_z", frac,
                  ["topology", "workers", "rounds", "rho", "seed", "topology_spec"])
     verdicts = [_contraction_check(pts, spec, study)]
-    for (name, M), g in pts.groupby(["topology", "workers"]):
+    for (_, M), g in pts.groupby(["topology_spec", "workers"]):
         g = g.rename(columns={"value": "consensus"})
+        name = g["topology"].iloc[0]
         rho = float(g["rho"].iloc[0])
-        pred = 2 * math.log(rho)
         where = f"{name} M={M}, rho={rho:.3f}"
+        if not 0.0 < rho < 1.0:
+            verdicts.append(inconclusive(spec, study, f"rho = {rho:g}: no rate 2 log rho to check",
+                                         where))
+            continue
+        pred = 2 * math.log(rho)
         fit = rates.fit_slope(g, "rounds", "consensus", group="seed", log_x=False)
         v = rates.check_slope(spec["claim"], setting(study, where + ", all t"), fit, pred, 0.0,
                               mode="at_most")

@@ -23,7 +23,8 @@ def analyse(table, spec, study):
     metric = spec.get("metric", "stationarity_local")
     df = finished(table)
     verdicts, out = [], []
-    for (prob, label), g in df.groupby(["problem", "label"]):
+    for (_, label), g in df.groupby(["problem_spec", "label"]):
+        prob = g["problem"].iloc[0]
         where = f"{prob}, {g['topology'].iloc[0]}, {label}"
         for col, decides in ((metric, True), ("stationarity_workers", False)):
             pts = steady(g, col, frac, ["workers", "batch", "sigma", "seed", "topology", "label"])

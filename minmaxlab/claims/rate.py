@@ -46,13 +46,15 @@ def analyse(table, spec, study):
     verdicts, pts = [], []
     df = finished(table).copy()
     df["partial_sum"] = df["iteration"] * df[f"avg_{metric}"]
-    for (prob, label), g in df.groupby(["problem", "label"]):
+    for (_, label), g in df.groupby(["problem_spec", "label"]):
+        prob = g["problem"].iloc[0]
         where = f"{prob}, {g['topology'].iloc[0]} M={g['workers'].iloc[0]}, {label}"
         verdicts.append(_min_decay(g, f"min_{metric}", window, pred, tol, accuracy, spec,
                                    setting(study, where + ", running min")))
         verdicts.append(_summable(g, window, growth, spec, setting(study, where + ", partial sums")))
-        med = g.groupby("iteration")[[metric, f"min_{metric}", f"avg_{metric}", "partial_sum",
-                                      "avg_stationarity_local"]].median().reset_index()
+        cols = list(dict.fromkeys([metric, f"min_{metric}", f"avg_{metric}", "partial_sum",
+                                   "avg_stationarity_local"]))
+        med = g.groupby("iteration")[cols].median().reset_index()
         if "dist_to_solution" in g and g["dist_to_solution"].notna().any():
             first = g[g["seed"] == g["seed"].min()].sort_values("iteration")
             d0 = float(first["dist_to_solution"].iloc[0])

@@ -32,6 +32,9 @@ def analyse(table, spec, study):
     pts = steady(finished(table), metric, frac,
                  ["topology", "workers", "rho", "rounds", "algorithm", "schedule", "schedule_eps",
                   "label", "seed"])
+    if not (pts["algorithm"] == "cposg").any():
+        return [rates.Verdict(spec["claim"], setting(study), "-", math.nan, math.nan, math.nan,
+                              "inconclusive", "no CPOSG runs to compare with")], pd.DataFrame()
     ref = float(pts[pts["algorithm"] == "cposg"]["value"].median())
     target = (1 + delta) * ref
     fixed = pts[(pts["algorithm"] != "cposg") & (pts["schedule"] == "constant")]
@@ -85,6 +88,9 @@ def _ordering(res, spec, study):
     rs = [r for r in res.itertuples()]
     pairs = [(a, b) for a, b in zip(rs[:-1], rs[1:], strict=True)
              if not np.isclose(a.rho, b.rho, rtol=1e-9, atol=1e-12)]
+    if not pairs:
+        return rates.Verdict(spec["claim"], where, text, math.nan, math.nan, math.nan,
+                             "inconclusive", f"fewer than 2 different spectra: {listing}")
     reversed_ = [f"{a.topology} > {b.topology}" for a, b in pairs if a.t_needed > b.t_needed]
     ties = [f"{a.topology} = {b.topology}" for a, b in pairs if a.t_needed == b.t_needed]
     verdict = "fail" if reversed_ else "inconclusive" if ties else "pass"

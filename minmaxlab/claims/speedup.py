@@ -94,4 +94,5 @@ def figure(pts, table, folder):
     return P.finish(fig, ax)
 
 
-CLAIM = Claim("speedup", ("claim", "tolerance", "eps"), analyse, figure)
+CLAIM = Claim("speedup", ("claim", "tolerance", "eps"), analyse, figure,
+              divergence_fails=False)  # a step size that diverges is a rejected candidate

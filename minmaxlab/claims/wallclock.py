@@ -23,7 +23,8 @@ from minmaxlab import rates
 from minmaxlab.claims.base import Claim, finished, iterations_to_eps, setting
 from minmaxlab.costmodel import CostModel
 
-MODELS = {"ring": "ring all-reduce, largest latency", "server": "parameter server, smallest bandwidth"}
+MODELS = {"ring": "ring all-reduce, largest latency and bandwidth",
+          "server": "parameter server, smallest bandwidth and latency"}
 
 
 def _iterations(df, metric, eps, smooth):
@@ -36,7 +37,9 @@ def _iterations(df, metric, eps, smooth):
 
 
 def analyse(table, spec, study):
-    import minmaxlab as mml
+    import json
+
+    from minmaxlab.config import build_topology
 
     eps = float(spec["eps"])
     metric = spec.get("metric", "stationarity_workers")
@@ -44,7 +47,7 @@ def analyse(table, spec, study):
     df = finished(table)
     first = df.iloc[0]
     M = int(first["workers"])
-    deg = mml.topology(first["topology"], M).max_degree
+    deg = build_topology(json.loads(first["topology_spec"]), M).max_degree
     d = int(spec.get("model_floats", first["dim"]))
     k_eps = _iterations(df, metric, eps, smooth)
     alphas = np.logspace(*spec.get("alpha_range", [-6, -1]), 11)
@@ -66,7 +69,8 @@ def analyse(table, spec, study):
     reached = ", ".join(f"{lab}: {k:g}" for lab, (k, _, _) in sorted(k_eps.items()))
     for model, where in MODELS.items():
         p = pts[pts["model"] == model]
-        p = p[p["alpha"] == alphas.max()] if model == "ring" else p[p["beta"] == betas.min()]
+        corner = (alphas.max(), betas.max()) if model == "ring" else (alphas.min(), betas.min())
+        p = p[(p["alpha"] == corner[0]) & (p["beta"] == corner[1])]
         dpos = p[p["algorithm"] != "cposg"].groupby(["alpha", "beta"])["time_to_eps"].min()
         cpos = p[p["algorithm"] == "cposg"].groupby(["alpha", "beta"])["time_to_eps"].min()
         if not len(dpos) or not len(cpos) or not np.isfinite(cpos).all():

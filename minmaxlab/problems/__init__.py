@@ -176,6 +176,25 @@ def _user_function(spec: str):
     return key, fn
 
 
+def user_source(spec: str) -> Path | None:
+    """The file that defines a user's factory (None if it cannot be found): its contents are part
+    of a run's identity, so that editing the game never reuses results of the old one."""
+    m = _USER_SPEC.match(spec) if isinstance(spec, str) else None
+    if m is None:
+        return None
+    where = m.group("where")
+    if where.endswith(".py"):
+        for path in (Path(where), *(d / where for d in instance_dirs())):
+            if path.is_file():
+                return path.resolve()
+        return None
+    try:
+        found = importlib.util.find_spec(where)
+    except (ImportError, ValueError):
+        return None
+    return Path(found.origin) if found is not None and found.origin else None
+
+
 def user_problem(spec: str, workers: int = 1, seed: int = 0) -> Problem:
     """The Problem returned by a user's factory ``FUNCTION(workers, seed)``, named by ``spec`` =
     ``FILE.py:FUNCTION`` (a path, or a file in the problems folders) or ``pkg.module:FUNCTION``.
