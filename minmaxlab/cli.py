@@ -146,9 +146,10 @@ def cmd_bench(args) -> int:
 
 def cmd_study(args) -> int:
     from minmaxlab.rates import format_verdicts
+    from minmaxlab.shipped import find_study
     from minmaxlab.study import load_study, run_study
 
-    study = load_study(args.file, quick=args.quick, problem=args.problem)
+    study = load_study(find_study(args.file), quick=args.quick, problem=args.problem)
     res = run_study(study, out=args.out, jobs=args.jobs, progress=not args.no_progress)
     print(f"{study.name}{' (quick)' if study.quick else ''}: {res.computed} runs computed, "
           f"{res.skipped} already done, {res.elapsed:.1f} s; results in {res.folder}")
@@ -185,12 +186,19 @@ PROBLEM_HELP = ("a user's game, FILE.py:FUNCTION or pkg.module:FUNCTION, where F
                 "seed) returns a Problem: every applicable claim runs on it")
 
 
+def _own_version() -> str:
+    from minmaxlab import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="minmaxlab",
         description="Verify decentralized optimistic min-max theory (DPOSG and baselines).",
         epilog=EXIT_CODES,
     )
+    parser.add_argument("--version", action="version", version=f"minmaxlab {_own_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("info", help="versions, the problem catalog and the topology table")
@@ -250,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("study", help="run a study (a grid of runs) and check its claims",
                        epilog=EXIT_CODES)
     p.add_argument("--problem", help=PROBLEM_HELP + " (through the study's [user] section)")
-    p.add_argument("file", help="study file, e.g. studies/rate_vs_iterations.toml")
+    p.add_argument("file", help="study file, e.g. studies/rate_vs_iterations.toml, or the name of a "
+                                "study that ships with the package, e.g. rate_vs_iterations")
     p.add_argument("--quick", action="store_true", help="the quick version (seconds)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument("--out", default=None, help="results folder (default: results/)")

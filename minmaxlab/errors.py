@@ -23,9 +23,8 @@ class AlgorithmError(MinmaxlabError):
 
 def read_toml(path, what: str) -> dict:
     """Parse a TOML file; a missing or malformed file is a ConfigError naming the file."""
-    from pathlib import Path
-
     import tomllib
+    from pathlib import Path
 
     path = Path(path)
     try:

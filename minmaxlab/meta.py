@@ -24,8 +24,12 @@ def versions() -> dict[str, str]:
 
 @functools.lru_cache(maxsize=1)
 def git_revision() -> str:
-    """The checkout's commit (with ``-dirty`` if it has uncommitted changes), or ``unknown``."""
+    """The commit of the package's own checkout (with ``-dirty`` if it has uncommitted changes),
+    or ``none`` when the package does not sit at the top of a git checkout of itself (an installed
+    wheel: never the revision of whatever repository a virtual environment happens to be in)."""
     root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists() or not (root / "pyproject.toml").exists():
+        return "none"
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                              text=True, timeout=10)

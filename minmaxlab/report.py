@@ -14,20 +14,9 @@ import pandas as pd
 
 from minmaxlab.errors import ConfigError
 from minmaxlab.meta import provenance
+from minmaxlab.shipped import study_files
 
 CLAIM_ORDER = ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "wallclock", "GAN"]
-
-
-def studies_dir() -> Path:
-    env = os.environ.get("MINMAXLAB_STUDIES")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "studies"
-
-
-def study_files() -> list[Path]:
-    d = studies_dir()
-    if not d.is_dir():
-        raise ConfigError(f"no studies folder at {d} (set MINMAXLAB_STUDIES)")
-    return sorted(d.glob("*.toml"))
 
 
 def _fmt(x) -> str:
@@ -276,7 +265,6 @@ def draw_study_figures(folder: Path, fig_dir: Path) -> list[dict]:
 
 def paper(results: str | Path | None = None, out: str | Path | None = None, echo=print) -> list[dict]:
     """Rebuild every figure and the claims table from saved study results (no simulation)."""
-    root = Path(__file__).resolve().parents[1]
     if results is None:
         results = next((p for p in (Path("results"), Path("report") / "results") if p.is_dir()),
                        Path("results"))
@@ -284,7 +272,7 @@ def paper(results: str | Path | None = None, out: str | Path | None = None, echo
     if not results.is_dir():
         raise ConfigError(f"no results folder {results}: run `minmaxlab verify` or "
                           "`minmaxlab study ...` first, or pass --results DIR")
-    out = Path(out) if out else root / "paper" / "figures"
+    out = Path(out) if out else Path("paper") / "figures"  # beside the results, never in the package
     out.mkdir(parents=True, exist_ok=True)  # studies without claims draw no figure
     folders = sorted(p for p in results.iterdir() if (p / "study.json").exists())
     if not folders:

@@ -60,12 +60,17 @@ CATALOG_WORKERS = 8
 
 
 def instance_dirs() -> list[Path]:
-    """Folders searched for named instances: $MINMAXLAB_PROBLEMS, then the project's problems/."""
+    """Folders searched for named instances: $MINMAXLAB_PROBLEMS, then the instances that ship
+    with the package (the project's problems/)."""
+    from minmaxlab.shipped import shipped_dir
+
     dirs = []
     env = os.environ.get("MINMAXLAB_PROBLEMS")
     if env:
         dirs.extend(Path(p) for p in env.split(os.pathsep) if p)
-    dirs.append(Path(__file__).resolve().parents[2] / "problems")
+    shipped = shipped_dir("problems")
+    if shipped is not None:
+        dirs.append(shipped)
     return [d for d in dirs if d.is_dir()]
 
 
