@@ -155,6 +155,10 @@ def cmd_study(args) -> int:
           f"{res.skipped} already done, {res.elapsed:.1f} s; results in {res.folder}")
     if res.verdicts:
         print(format_verdicts(res.verdicts))
+    if res.failed_runs:
+        print(f"{len(res.failed_runs)} run(s) raised and were left out (tried again next time):")
+        for rid, err in sorted(res.failed_runs.items()):
+            print(f"  {rid}: {err}")
     if res.control_verdicts:
         print("\nthe controls' own checks (each control must fail):")
         print(format_verdicts(res.control_verdicts))

@@ -150,7 +150,9 @@ def atomic_write(path: Path, write) -> None:
     """Write ``path`` through ``write(tmp)`` on a temporary file beside it, then rename: readers
     never see a partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # the writer's pid in the name: a cleanup removes only the leftovers of writers that are gone
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
+                               suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)

@@ -164,7 +164,8 @@ def verify(quick: bool = True, out: str | Path = "report", jobs: int | None = No
         if study.raw.get("verify", True) is False and not only:
             continue
         res = run_study(study, out=out / "results", jobs=jobs, progress=progress)
-        echo(f"  {study.name:<34} {res.computed:>4} runs ({res.skipped} reused) "
+        failed = f", {len(res.failed_runs)} FAILED" if res.failed_runs else ""
+        echo(f"  {study.name:<34} {res.computed:>4} runs ({res.skipped} reused{failed}) "
              f"{res.elapsed:6.1f} s")
         vt = verdict_table(res.verdicts)
         vt.insert(0, "study", study.name)

@@ -35,6 +35,7 @@ import json
 import os
 import re
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,16 @@ import pandas as pd
 from minmaxlab.config import atomic_write
 from minmaxlab.errors import ConfigError, read_toml
 from minmaxlab.meta import provenance
+from minmaxlab.results import (
+    ResultWarning,
+    check_runs,
+    failures,
+    foreign_writers,
+    load_tables,
+    remove_stale_temporaries,
+    save_failure,
+    save_run,
+)
 
 TOP_KEYS = {"name", "title", "description", "experiment", "grid", "quick", "claims", "verify",
             "controls", "user"}
@@ -496,10 +507,18 @@ def execute(cell: dict) -> tuple[pd.DataFrame, dict]:
 
 
 def _run_and_save(cell: dict, runs_dir: str) -> tuple[str, str]:
-    """Worker-process entry: run a cell and write its files atomically. Returns (run id, status)."""
-    df, meta = execute(cell)
-    path = Path(runs_dir) / f"{cell['run_id']}.csv"
-    meta_path = Path(runs_dir) / f"{cell['run_id']}.json"
+    """Worker-process entry: run a cell and write its files atomically. Returns (run id, status);
+    a run that raises is recorded as failed (bad input still stops the study)."""
+    from minmaxlab.errors import MinmaxlabError
+
+    try:
+        df, meta = execute(cell)
+    except MinmaxlabError:
+        raise
+    except Exception as exc:  # a numerical or user-code failure of this run only
+        save_failure(Path(runs_dir), cell["run_id"], f"{type(exc).__name__}: {exc}",
+                     {"cell": cell, **provenance()})
+        return cell["run_id"], "failed"
     arrays = meta.pop("arrays", None)
     if arrays:  # e.g. generated samples of a GAN run
         npz = Path(runs_dir) / f"{cell['run_id']}.npz"
@@ -509,13 +528,7 @@ def _run_and_save(cell: dict, runs_dir: str) -> tuple[str, str]:
                 np.savez_compressed(fh, **arrays)
 
         atomic_write(npz, save_npz)
-
-    def dump(tmp):
-        with open(tmp, "w") as fh:
-            json.dump(meta, fh, indent=1, default=str)
-
-    atomic_write(meta_path, dump)  # metadata first: a run counts as finished once its table exists
-    atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
+    save_run(Path(runs_dir), cell["run_id"], df, meta)
     status = str(df["status"].iloc[-1]) if "status" in df and len(df) else "ok"
     return cell["run_id"], status
 
@@ -532,6 +545,7 @@ class StudyResult:
     skipped: int
     elapsed: float
     control_verdicts: list = field(default_factory=list)  # each control's own check rows
+    failed_runs: dict = field(default_factory=dict)  # run id -> error, runs that raised
 
     @property
     def failed(self) -> bool:
@@ -596,15 +610,20 @@ def run_study(study: Study, out=None, jobs: int | None = None, progress: bool = 
                            time.perf_counter() - start)
     runs_dir = folder / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
-    for stale in runs_dir.glob(".*.tmp"):  # a write cut short by an interruption
-        stale.unlink()
+    remove_stale_temporaries(runs_dir)  # writes cut short by an interruption
     spec = {"study": study.raw, "quick": study.quick, "file": study.path,
             "user_problem": study.user_problem, **provenance()}
     atomic_write(folder / "study.json",
                  lambda tmp: Path(tmp).write_text(json.dumps(spec, indent=1, default=str)))
     all_cells = cells(study)
-    todo = [c for c in all_cells if not (runs_dir / f"{c['run_id']}.csv").exists()]
+    ids = [c["run_id"] for c in all_cells]
+    redo = set(check_runs(runs_dir, ids))
+    todo = [c for c in all_cells if c["run_id"] in redo]
     skipped = len(all_cells) - len(todo)
+    others = foreign_writers(runs_dir, [i for i in ids if i not in redo], provenance())
+    if others:
+        warnings.warn(f"{folder}: reusing {skipped} finished run(s), some written by "
+                      f"{'; '.join(others)}", ResultWarning, stacklevel=2)
     jobs = jobs or os.cpu_count() or 1
     bar = None
     if progress and todo:
@@ -630,20 +649,33 @@ def run_study(study: Study, out=None, jobs: int | None = None, progress: bool = 
                     bar.update()
     if bar:
         bar.close()
-    table = load_table(folder, [c["run_id"] for c in all_cells])
+    table = load_table(folder, ids)
     atomic_write(folder / "table.csv", lambda tmp: table.to_csv(tmp, index=False))
     res = StudyResult(study, folder, table, [], {}, len(todo), skipped, 0.0)
+    res.failed_runs = failures(runs_dir, ids)
     if analyse:
-        res.verdicts, res.points, res.control_verdicts = analyse_study(study, table, folder)
+        res.verdicts, res.points, res.control_verdicts = analyse_study(study, table, folder,
+                                                                       res.failed_runs)
     res.elapsed = time.perf_counter() - start
     return res
 
 
 def load_table(folder: Path, ids: list[str] | None = None) -> pd.DataFrame:
+    """The finished runs of a results folder (those of ``ids``, or all), stacked."""
     runs_dir = Path(folder) / "runs"
-    files = [runs_dir / f"{i}.csv" for i in ids] if ids is not None else sorted(runs_dir.glob("*.csv"))
-    frames = [pd.read_csv(f, low_memory=False) for f in files if f.exists()]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if ids is None:
+        ids = sorted(f.stem for f in runs_dir.glob("*.csv"))
+    return load_tables(runs_dir, ids)
+
+
+def _left_out(spec, study, failed: dict):
+    from minmaxlab.rates import Verdict
+
+    listing = "; ".join(f"{rid}: {err}" for rid, err in sorted(failed.items())[:5])
+    more = f" (and {len(failed) - 5} more)" if len(failed) > 5 else ""
+    return Verdict(spec["claim"], f"{study.name}: runs left out", "every run of the grid finished",
+                   float(len(failed)), np.nan, np.nan, "inconclusive",
+                   f"the analysis left out {len(failed)} run(s) that raised: {listing}{more}")
 
 
 def tables_by_role(table: pd.DataFrame) -> dict:
@@ -656,7 +688,7 @@ def tables_by_role(table: pd.DataFrame) -> dict:
     return out
 
 
-def analyse_study(study: Study, table: pd.DataFrame, folder: Path):
+def analyse_study(study: Study, table: pd.DataFrame, folder: Path, failed: dict | None = None):
     """Verdicts (controls attached) and points of every claim; writes claims.csv (the claims'
     checks with columns control and control_verdict), controls.csv (the controls' own checks)
     and one points file per claim."""
@@ -668,6 +700,8 @@ def analyse_study(study: Study, table: pd.DataFrame, folder: Path):
     for c in study.claims:
         vs, pts, cv = evaluate(c, tables, study)
         verdicts.extend(vs)
+        if failed:
+            verdicts.append(_left_out(c, study, failed))
         own.extend(cv)
         key = f"{c['claim']}_{c['analysis']}" if len(study.claims) > 1 else c["claim"]
         points[key] = pts
