@@ -29,6 +29,7 @@ finished runs, so an interrupted study resumes where it stopped and never leaves
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -36,7 +37,6 @@ import os
 import re
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +56,7 @@ from minmaxlab.results import (
     save_failure,
     save_run,
 )
+from minmaxlab.workers import run_all
 
 TOP_KEYS = {"name", "title", "description", "experiment", "grid", "quick", "claims", "verify",
             "controls", "user"}
@@ -630,23 +631,24 @@ def run_study(study: Study, out=None, jobs: int | None = None, progress: bool = 
         from tqdm import tqdm
 
         bar = tqdm(total=len(todo), desc=study.name, unit="run", leave=False)
-    if todo:
+
+    def tick(_result=None):
+        if bar:
+            bar.update()
+
+    try:
         if jobs > 1 and len(todo) > 1:
             _warm_up(study)
-            import multiprocessing as mp
-
-            with ProcessPoolExecutor(max_workers=min(jobs, len(todo)),
-                                     mp_context=mp.get_context("fork")) as pool:
-                futures = [pool.submit(_run_and_save, c, str(runs_dir)) for c in todo]
-                for f in as_completed(futures):
-                    f.result()
-                    if bar:
-                        bar.update()
+            run_all(functools.partial(_run_and_save, runs_dir=str(runs_dir)), todo,
+                    min(jobs, len(todo)), tick)
         else:
             for c in todo:
-                _run_and_save(c, str(runs_dir))
-                if bar:
-                    bar.update()
+                tick(_run_and_save(c, str(runs_dir)))
+    except KeyboardInterrupt:  # finished runs are on disk; in-flight ones leave no trace
+        if bar:
+            bar.close()
+        remove_stale_temporaries(runs_dir)
+        raise
     if bar:
         bar.close()
     table = load_table(folder, ids)
