@@ -287,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except MinmaxlabError as exc:
+        _stop_parallel_job(exc)
         print(f"minmaxlab: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
@@ -294,6 +295,17 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `minmaxlab problems | head`
         return EXIT_OK
+    except Exception as exc:
+        _stop_parallel_job(exc)
+        raise
+
+
+def _stop_parallel_job(exc: BaseException) -> None:
+    """Under mpiexec, one rank's error ends the whole job instead of leaving the others waiting."""
+    if "mpi4py.MPI" in sys.modules:
+        from minmaxlab.mpi import abort_job_if_parallel
+
+        abort_job_if_parallel(exc)
 
 
 if __name__ == "__main__":

@@ -258,6 +258,24 @@ def _abort(comm, rank: int, exc: BaseException) -> None:
         comm.Abort(1)
 
 
+def abort_job_if_parallel(exc: BaseException) -> None:
+    """Under a parallel MPI job, report this rank's error and end the whole job (the other ranks
+    may already wait in a collective, which would never return); otherwise do nothing. The CLI
+    calls it on any error, so that a failure before the run (a problem lookup on one rank) stops
+    the job as a failure inside it does."""
+    if "mpi4py.MPI" not in sys.modules or getattr(exc, "agreed_by_all_ranks", False):
+        return
+    MPI = sys.modules["mpi4py.MPI"]
+    try:
+        comm = MPI.COMM_WORLD
+        if comm.Get_size() <= 1:
+            return
+        rank = comm.Get_rank()
+    except Exception:  # MPI not initialized or already finalized: nothing to stop
+        return
+    _abort(comm, rank, exc)
+
+
 # ---------------------------------------------------------------- the run
 def run_mpi(problem: Problem, topology, algorithm: Algorithm, iterations: int, seed: int = 0,
             z0=None, record=None, every_iteration: bool = False, blowup: float = 1e10,
@@ -294,9 +312,11 @@ def run_mpi(problem: Problem, topology, algorithm: Algorithm, iterations: int, s
     except Exception as exc:  # re-raised below, after the agreement
         error = exc
     if comm.allreduce(error is not None, op=MPI.LOR):
-        if error is not None:
-            raise error
-        raise MinmaxlabError("mpi backend: another rank rejected the run's input (see its message)")
+        if error is None:
+            error = MinmaxlabError("mpi backend: another rank rejected the run's input (see its "
+                                   "message)")
+        error.agreed_by_all_ranks = True  # every rank stops here: nothing to abort
+        raise error
     try:
         return _Rank(MPI, comm, problem, topology, algorithm, setup, seed, bool(every_iteration),
                      float(blowup), bool(record_iterates), m, (fid, P, A, S), shifts, fail_at).run()

@@ -284,3 +284,27 @@ def test_plans_read_like_the_algorithms():
     assert K.plan(K.ALG_DEG) == ("oracle_x", "step_z", "gossip_z", "oracle_z", "step_x", "gossip_x")
     assert K.plan(K.ALG_DPOADAM) == ("oracle_x", "adam_x", "gossip_x", "copy_z")
     assert K.plan(K.ALG_DSGDA, init=True) == ()
+
+
+def test_a_rank_that_fails_before_the_run_stops_the_job(mpiexec, tmp_path):
+    """A problem lookup that fails on one rank only (before any collective of the run): the
+    other ranks must not wait forever in the run's first exchange."""
+    game = tmp_path / "flaky_game.py"
+    game.write_text(
+        "from mpi4py import MPI\n"
+        "import minmaxlab as mml\n\n"
+        "def make(workers, seed):\n"
+        "    if MPI.COMM_WORLD.Get_rank() == 2:\n"
+        "        raise RuntimeError('this rank cannot load the game')\n"
+        "    return mml.problem('minty_bowl', workers=workers, seed=seed)\n")
+    toml = _run_file(tmp_path, iterations=2_000_000)
+    text = toml.read_text()
+    start = text.index("[problem]")
+    end = text.index("[", start + 1)
+    toml.write_text(text[:start] + f'[problem]\nname = "{game}:make"\nworkers = 8\n\n' + text[end:])
+    rc, out, err, secs = _launch(mpiexec, 4, ["-m", "minmaxlab.cli", "run", str(toml), "--backend",
+                                              "mpi", "--out", str(tmp_path / "x.csv")], tmp_path,
+                                 timeout=120)
+    assert rc != 0
+    assert "rank 2" in err and "this rank cannot load the game" in err, err
+    assert secs < 60 and not (tmp_path / "x.csv").exists()
