@@ -39,6 +39,61 @@ import numpy as np
 from minmaxlab.errors import ConfigError, read_toml
 
 SECTIONS = {"problem", "topology", "algorithm", "run", "output"}
+RUN_KEYS = {"iterations", "seed", "record", "every_iteration"}
+OUTPUT_KEYS = {"path"}
+PROBLEM_KEYS = {"name", "workers", "params", "noise", "constraints", "z0"}
+PLAYERS = {"u", "v"}
+
+
+def _unknown(where: str, keys, allowed) -> None:
+    """Reject unknown keys, naming the closest valid one."""
+    import difflib
+
+    for key in sorted(set(keys) - set(allowed)):
+        close = difflib.get_close_matches(key, sorted(allowed), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{where}: unknown key {key!r}{hint}; allowed: {sorted(allowed)}")
+
+
+def _integer(where: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{where} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def check_run_section(where: str, run: dict) -> None:
+    """[run]: known keys and strict types (a seed of 1.7 or every_iteration = "false" is refused,
+    never bent)."""
+    _unknown(where, run, RUN_KEYS)
+    _integer(f"{where} iterations", run.get("iterations"), 0)
+    if "seed" in run:
+        _integer(f"{where} seed", run["seed"], 0)
+    if "every_iteration" in run and not isinstance(run["every_iteration"], bool):
+        raise ConfigError(f"{where} every_iteration must be true or false, got "
+                          f"{run['every_iteration']!r}")
+
+
+def check_output_path(path) -> Path:
+    """Before any work: the suffix, a writer for it, and a folder we can write into."""
+    path = Path(path)
+    if path.suffix not in (".csv", ".parquet"):
+        raise ConfigError(f"output path must end in .csv or .parquet, got {path}")
+    if path.suffix == ".parquet":
+        import importlib.util
+
+        if not any(importlib.util.find_spec(m) for m in ("pyarrow", "fastparquet")):
+            raise ConfigError(f"output {path}: writing .parquet needs pyarrow or fastparquet "
+                              "(pip install pyarrow), or use .csv")
+    if path.is_dir():
+        raise ConfigError(f"output path {path} is a folder; give a file name ending in .csv")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=path.parent, prefix=".probe.", delete=True)
+        probe.close()
+    except OSError as exc:
+        raise ConfigError(f"output folder {path.parent} is not writable: "
+                          f"{exc.strerror or exc}") from None
+    return path
 
 
 def load_run_config(path: str | Path) -> dict:
@@ -48,8 +103,13 @@ def load_run_config(path: str | Path) -> dict:
     if unknown:
         raise ConfigError(f"{path}: unknown section(s) {unknown}; sections: {sorted(SECTIONS)}")
     for sec in ("problem", "topology", "algorithm", "run"):
-        if sec not in cfg or not isinstance(cfg[sec], dict):
+        if sec not in cfg:
             raise ConfigError(f"{path}: incomplete run file, missing section [{sec}]")
+    for sec in SECTIONS & set(cfg):
+        if not isinstance(cfg[sec], dict):
+            raise ConfigError(f"{path}: [{sec}] must be a table, got {cfg[sec]!r}")
+    check_run_section(f"{path}: [run]", cfg["run"])
+    _unknown(f"{path}: [output]", cfg.get("output", {}), OUTPUT_KEYS)
     if "name" not in cfg["problem"]:
         raise ConfigError(f"{path}: [problem] needs name (an instance or a family)")
     if "name" not in cfg["algorithm"]:
@@ -77,10 +137,11 @@ def _constraint(spec, where):
 def build_problem(sec: dict, where: str = "[problem]"):
     from minmaxlab.problems import problem
 
-    allowed = {"name", "workers", "params", "noise", "constraints", "z0"}
-    unknown = sorted(set(sec) - allowed)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+    _unknown(where, sec, PROBLEM_KEYS)
+    for key in ("params", "noise", "constraints"):
+        if key in sec and not isinstance(sec[key], dict):
+            raise ConfigError(f"{where}: {key} must be a table, got {sec[key]!r}")
+    _unknown(f"{where} constraints (players)", sec.get("constraints", {}), PLAYERS)
     prob = problem(sec["name"], workers=sec.get("workers"), **sec.get("params", {}))
     if "noise" in sec:
         prob = prob.with_noise(**sec["noise"])
@@ -134,8 +195,7 @@ def run_config(cfg: dict, out: str | None = None, backend: str = "simulator"):
     if path is None:
         stem = Path(cfg["_path"]).stem
         path = os.path.join("results", f"{stem}.csv")
-    if Path(path).suffix not in (".csv", ".parquet"):  # before the run, on every rank
-        raise ConfigError(f"output path must end in .csv or .parquet, got {path}")
+    check_output_path(path)  # before the run, on every rank (the same answer everywhere)
     trace = run(prob, topo, alg, iterations=r["iterations"], seed=r.get("seed", 0),
                 z0=cfg["problem"].get("z0"), record=r.get("record"),
                 every_iteration=r.get("every_iteration"), backend=backend)

@@ -58,6 +58,10 @@ def record_points(iterations: int, record=None) -> np.ndarray:
             raise MinmaxlabError(f"record needs at least 2 points, got {record}")
         pts = np.unique(np.round(np.logspace(0, np.log10(max(iterations, 1)), record - 1)))
         return np.unique(np.concatenate([[0], pts, [iterations]])).astype(np.int64)
+    if not isinstance(record, (list, tuple, np.ndarray)) or not all(
+            isinstance(r, (int, np.integer)) and not isinstance(r, bool) for r in record):
+        raise MinmaxlabError(f"record must be 'all', 'linear:N', a number of log-spaced points "
+                             f"(an integer >= 2) or a list of iterations (integers), got {record!r}")
     pts = np.unique(np.asarray(record, dtype=np.int64))
     if pts.size == 0 or pts[0] < 0 or pts[-1] > iterations:
         raise MinmaxlabError(f"record points must lie in 0..{iterations}")

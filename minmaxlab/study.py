@@ -246,6 +246,9 @@ def _check_grid(path, where, grid, complete):
         it = grid["iterations"]
         if isinstance(it, bool) or not isinstance(it, int) or it < 1:
             raise _type_error(path, f"[{where}] iterations", "an integer >= 1", it)
+    for key in ("every_iteration", "record_iterates"):
+        if key in grid and not isinstance(grid[key], bool):
+            raise _type_error(path, f"[{where}] {key}", "true or false", grid[key])
     if "seeds" in grid and not all(isinstance(s, int) and not isinstance(s, bool) for s in grid["seeds"]):
         raise _type_error(path, f"[{where}] seeds", "an array of integers", grid["seeds"])
     for key in ("algorithms",):

@@ -1,6 +1,7 @@
 """`minmaxlab run FILE.toml`: one configuration from a file -> table + provenance JSON."""
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -99,3 +100,54 @@ def test_diverging_run_from_file_is_recorded(tmp_path):
     assert m["status"] == "diverged" and m["diverged_at"] == trace.diverged_at
     df = pd.read_csv(table)
     assert df.status.iloc[-1] == "diverged"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace("seed = 1", "seeed = 1"), r"unknown key 'seeed' \(did you mean 'seed'\?\)"),
+    (lambda t: t.replace("seed = 1", "seed = 1.7"), "seed must be an integer"),
+    (lambda t: t.replace("seed = 1", "seed = true"), "seed must be an integer"),
+    (lambda t: t.replace("seed = 1", 'every_iteration = "false"'), "every_iteration must be true or false"),
+    (lambda t: t.replace("iterations = 500", 'iterations = "500"'), "iterations must be an integer"),
+    (lambda t: t + "\n[output]\npaht = 'x.csv'\n", r"unknown key 'paht' \(did you mean 'path'\?\)"),
+    (lambda t: t.replace("params = { dim = 6, seed = 0 }", "params = 6"), "params must be a table"),
+    (lambda t: t.replace("noise = { sigma = 0.1, batch = 4 }", "constraints = { w = { ball = 1.0 } }"),
+     r"unknown key 'w'"),
+    (lambda t: t.replace("[run]", "run = 3\n[runs]"), "unknown section"),
+])
+def test_run_file_input_is_refused_not_bent(tmp_path, edit, message):
+    f = tmp_path / "bad.toml"
+    f.write_text(edit(RUN))
+    with pytest.raises(ConfigError, match=message):
+        run_config(load_run_config(f), out=str(tmp_path / "x.csv"))
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_record_is_refused_not_bent(tmp_path):
+    f = tmp_path / "bad.toml"
+    f.write_text(RUN.replace("seed = 1", "seed = 1\nrecord = 2.5"))
+    with pytest.raises(mml.MinmaxlabError, match="record must be"):
+        run_config(load_run_config(f), out=str(tmp_path / "x.csv"))
+
+
+def test_output_is_checked_before_the_run(tmp_path, monkeypatch, capsys):
+    f = tmp_path / "ok.toml"
+    f.write_text(RUN)
+    ran = []
+    monkeypatch.setattr("minmaxlab.simulate.run", lambda *a, **k: ran.append(1))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    folder = tmp_path / "looks_like.csv"
+    folder.mkdir()
+    for out, message in ((tmp_path / "x.txt", "must end in .csv"), (folder, "is a folder")):
+        with pytest.raises(ConfigError, match=message):
+            run_config(load_run_config(f), out=str(out))
+    if os.geteuid() != 0:  # root writes anywhere
+        with pytest.raises(ConfigError, match="not writable"):
+            run_config(load_run_config(f), out=str(locked / "x.csv"))
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)  # no parquet writer
+    with pytest.raises(ConfigError, match="needs pyarrow"):
+        run_config(load_run_config(f), out=str(tmp_path / "x.parquet"))
+    assert not ran
+    assert main(["run", str(tmp_path)]) == 2
+    assert "is a folder, not a TOML file" in capsys.readouterr().err

@@ -301,9 +301,16 @@ def test_user_defined_problem():
     assert np.allclose(prob.F([1.0, 2.0]), [2.0, -1.0])
     c = certify(prob, pairs=500, points=20)
     assert c["L_pairs"] <= 1.0 + 1e-9 and c["F_at_solution"] < 1e-12
-    with pytest.raises(ProblemError, match="numba"):
+    with pytest.raises(ProblemError, match="raised AttributeError.*undefined_method"):
         mml.Problem.from_operator(lambda i, z, out: out.undefined_method(), dim=2, workers=1,
                                   L=1.0)
+
+    def python_only(i, z, out):  # runs as Python, but numba cannot compile an object() call
+        out[0] = z[1] + 0.0 * len(repr(object()))
+        out[1] = -z[0]
+
+    with pytest.raises(ProblemError, match="numba"):
+        mml.Problem.from_operator(python_only, dim=2, workers=1, L=1.0)
     with pytest.raises(ProblemError, match="workers"):
         mml.Problem.from_operator(op, dim=2, workers=0, L=1.0)
 
@@ -356,3 +363,39 @@ def test_bad_input_is_reported_clearly(tmp_path):
         mml.problem(str(lie))
     with pytest.raises(ConfigError, match="not found"):
         mml.problem(str(tmp_path / "absent.toml"))
+
+
+def _oob(i, z, out):
+    for j in range(z.size + 1):  # one past the end: compiled code would corrupt memory
+        out[j] = z[j % z.size]
+
+
+def _lazy(i, z, out):
+    out[0] = z[1]  # never writes out[1]
+
+
+def _nan_on_worker_3(i, z, out):
+    out[0] = z[1]
+    out[1] = np.nan if i == 3 else -z[0]
+
+
+@pytest.mark.parametrize("op, message", [
+    (_oob, "worker 0 reads or writes outside z or out"),
+    (_lazy, r"left out\[1\] unwritten or not finite"),
+    (_nan_on_worker_3, r"worker 3 left out\[1\]"),
+])
+def test_a_broken_user_operator_is_refused_before_it_is_compiled(op, message):
+    with pytest.raises(mml.ProblemError, match=message):
+        mml.Problem.from_operator(op, dim=2, workers=4, L=1.0)
+
+
+def test_a_broken_mean_operator_is_refused():
+    def good(i, z, out):
+        out[0] = z[1]
+        out[1] = -z[0]
+
+    def mean_lazy(z, out):
+        out[1] = -z[0]
+
+    with pytest.raises(mml.ProblemError, match=r"mean_operator\(z, out\) left out\[0\]"):
+        mml.Problem.from_operator(good, dim=2, workers=4, L=1.0, mean_operator=mean_lazy)

@@ -514,10 +514,17 @@ class Problem:
         L = cls._check_positive(name, "L", L)
         if not callable(operator):
             raise ProblemError(f"{name}: operator must be a function operator(i, z, out)")
-        op = operator if hasattr(operator, "py_func") else njit(operator)
         z = np.zeros(dim) if solution is None else np.asarray(solution, dtype=float)
         if z.shape != (dim,):
             raise ProblemError(f"{name}: solution must have shape ({dim},), got {z.shape}")
+        # run the plain Python function first: compiled code does not check bounds, so an
+        # operator that writes past ``out`` would corrupt memory instead of raising
+        points = _probe_points(z, box, dim)
+        check_user_operator(name, getattr(operator, "py_func", operator), dim, workers, points)
+        if mean_operator is not None and callable(mean_operator):
+            check_user_operator(name, getattr(mean_operator, "py_func", mean_operator), dim, None,
+                                points)
+        op = operator if hasattr(operator, "py_func") else njit(operator)
         out = np.zeros(dim)
         _try_compiled(name, "operator(i, z, out)", lambda: op(0, np.ascontiguousarray(z), out))
         mean_op = None
@@ -560,6 +567,48 @@ class Problem:
         if solution is not None:  # F_i(z*) from the operator itself
             prob._residuals = prob.F_i_all(prob.solution)
         return prob
+
+
+def _probe_points(z, box, dim) -> list:
+    lo, hi = box
+    rng = np.random.default_rng(0)
+    return [np.ascontiguousarray(z, dtype=float), lo + (hi - lo) * rng.random(dim)]
+
+
+MAX_CHECKED_WORKERS = 4096
+
+
+def check_user_operator(name: str, fn, dim: int, workers: int | None, points: list) -> None:
+    """Call a user's operator as plain Python on every worker (at most MAX_CHECKED_WORKERS of
+    them, evenly spread, first and last included) at a few points: it must write every entry of
+    ``out`` with a finite number and touch nothing outside ``z`` and ``out``. ``workers`` None:
+    a mean operator ``fn(z, out)``."""
+    what = "operator(i, z, out)" if workers is not None else "mean_operator(z, out)"
+    if workers is None:
+        ids = [None]
+    elif workers <= MAX_CHECKED_WORKERS:
+        ids = range(workers)
+    else:
+        ids = np.unique(np.linspace(0, workers - 1, MAX_CHECKED_WORKERS).astype(int))
+    for z in points:
+        for i in ids:
+            out = np.full(dim, np.nan)
+            where = f"{what}" + (f" of worker {int(i)}" if i is not None else "")
+            try:
+                if i is None:
+                    fn(z.copy(), out)
+                else:
+                    fn(int(i), z.copy(), out)
+            except IndexError as exc:
+                raise ProblemError(f"{name}: {where} reads or writes outside z or out (both have "
+                                   f"dim = {dim} entries): {exc}") from None
+            except Exception as exc:
+                raise ProblemError(f"{name}: {where} raised {type(exc).__name__}: {exc}") from None
+            bad = np.flatnonzero(~np.isfinite(out))
+            if bad.size:
+                raise ProblemError(f"{name}: {where} left out[{', '.join(map(str, bad[:5]))}]"
+                                   f"{' ...' if bad.size > 5 else ''} unwritten or not finite "
+                                   f"(it must write all {dim} entries of out with finite numbers)")
 
 
 class ShardedProblem(Problem):
