@@ -122,7 +122,12 @@ def _engine_subprocess(name, iterations):
 
 def bench(names=("W1", "W2", "W3"), quick: bool = False, progress=print) -> list[BenchRow]:
     import minmaxlab as mml
+    from minmaxlab.errors import ConfigError
 
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown:
+        raise ConfigError(f"bench --only: unknown workload(s) {', '.join(unknown)}; workloads: "
+                          f"{', '.join(WORKLOADS)}")
     rows = []
     for name in names:
         dim, M, topo_name, rounds, it_eng, it_ref, goal = WORKLOADS[name]

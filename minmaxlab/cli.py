@@ -293,6 +293,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("minmaxlab: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except MemoryError:
+        _stop_parallel_job(MemoryError("not enough memory"))
+        print("minmaxlab: error: not enough memory for this run (fewer workers, a smaller model "
+              "or fewer recorded points)", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except BrokenPipeError:  # `minmaxlab problems | head`
         return EXIT_OK
     except Exception as exc:

@@ -155,7 +155,12 @@ def build_topology(sec: dict, workers: int, where: str = "[topology]"):
     from minmaxlab.topology import TimeVarying, Topology, topology
 
     if "matrix" in sec:
-        return Topology.from_matrix(np.asarray(sec["matrix"], dtype=float))
+        try:
+            W = np.asarray(sec["matrix"], dtype=float)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: matrix must be a square array of numbers (rows of equal "
+                              "length)") from None
+        return Topology.from_matrix(W)
     if "edgelist" in sec:
         return Topology.from_edgelist(sec["edgelist"], rule=sec.get("rule", "metropolis"),
                                       **sec.get("params", {}))

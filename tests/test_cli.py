@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from minmaxlab.cli import main
 
 
@@ -47,3 +49,21 @@ def test_module_entry_point_runs():
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "rho" in res.stdout.lower()
+
+
+@pytest.mark.parametrize("args, file_text, message", [
+    (["bench", "--only", "W9"], None, "unknown workload(s) W9"),
+    (["run", "{f}"], '[problem]\nname="minty_bowl"\nworkers=2\n[topology]\nmatrix=[[0.5,0.5],[1.0]]\n'
+     '[algorithm]\nname="dposg"\n[run]\niterations=10\n', "matrix must be a square array"),
+    (["run", "{f}"], '[problem]\nname="minty_bowl"\nworkers=1000000000000\n[topology]\nname="ring"\n'
+     '[algorithm]\nname="dposg"\n[run]\niterations=10\n', "not enough memory"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, file_text, message):
+    f = tmp_path / "run.toml"
+    if file_text is not None:
+        f.write_text(file_text)
+    args = [a.replace("{f}", str(f)) for a in args] + (["--out", str(tmp_path / "x.csv")]
+                                                       if args[0] == "run" else [])
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
