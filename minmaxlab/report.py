@@ -188,13 +188,14 @@ def verify(quick: bool = True, out: str | Path = "report", jobs: int | None = No
     pd.concat(control_rows, ignore_index=True).to_csv(out / "controls.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
     write_markdown(out / "claims.md", summary, rows, figures, quick, elapsed, problem)
+    write_html(out / "index.html", summary, rows, figures, quick, elapsed, problem)
     echo("")
     echo(format_checks(rows))
     echo("")
     echo(format_summary(summary))
     failed = bool((rows["verdict"] == "fail").any()) if len(rows) else False
     echo(f"\n{len(rows)} rows in {elapsed:.0f} s; "
-         f"{'a check FAILED' if failed else 'no check failed'}; report: {out / 'claims.md'} "
+         f"{'a check FAILED' if failed else 'no check failed'}; report: {out / 'index.html'} "
          f"(tables: {out / 'claims.csv'}, {out / 'controls.csv'}; figures: {out / 'figures'})")
     return {"summary": summary, "rows": rows, "elapsed": elapsed, "figures": figures,
             "failed": failed}
@@ -229,6 +230,73 @@ def write_markdown(path, summary, rows, figures, quick, elapsed, problem=None):
         rel = os.path.relpath(f["png"], Path(path).parent)
         lines += [f"### {f['title']}", "", f"![{f['title']}]({rel})", "", f["caption"], ""]
     Path(path).write_text("\n".join(lines))
+
+
+_VERDICT_COLOURS = {"pass": "#1a7f37", "fail": "#cf222e", "inconclusive": "#9a6700",
+                    "reported": "#57606a", "not applicable": "#57606a", "not run": "#57606a"}
+
+
+def _html_table(df: pd.DataFrame, verdict_cols=("verdict", "control_verdict")) -> str:
+    import html
+
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = []
+    for _, r in df.iterrows():
+        cells = []
+        for c in df.columns:
+            v = r[c]
+            text = _fmt(v) if isinstance(v, float) else str(v)
+            style = ""
+            if c in verdict_cols and str(v) in _VERDICT_COLOURS:
+                style = f' style="color:{_VERDICT_COLOURS[str(v)]};font-weight:600"'
+            cells.append(f"<td{style}>{html.escape(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def write_html(path, summary, rows, figures, quick, elapsed, problem=None):
+    """One self-contained page (figures inline): the claims with their verdicts and controls,
+    every check, every figure with its caption, and the provenance."""
+    import base64
+    import html
+
+    prov = provenance()
+    on = f" on the user's game <code>{html.escape(problem)}</code>" if problem else ""
+    cols = ["claim", "verdict", "checks", "pass", "fail", "inconclusive", "measured", "controls",
+            "control_verdict", "what"]
+    checks = rows[["claim", "setting", "predicted", "measured", "ci_low", "ci_high", "verdict",
+                   "control", "control_verdict", "reason"]]
+    figs = []
+    for f in figures:
+        data = base64.b64encode(Path(f["png"]).read_bytes()).decode()
+        figs.append(f"<figure><img alt=\"{html.escape(f['title'])}\" "
+                    f"src=\"data:image/png;base64,{data}\"><figcaption>{html.escape(f['caption'])}"
+                    f"</figcaption></figure>")
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>minmaxlab: claims measured</title>
+<style>
+body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#1f2328}}
+table{{border-collapse:collapse;font-size:.85em;margin:1em 0}}
+th,td{{border:1px solid #d0d7de;padding:.25em .5em;text-align:left;vertical-align:top}}
+th{{background:#f6f8fa}} figure{{margin:2em 0}} img{{max-width:100%}}
+figcaption{{font-size:.85em;color:#57606a}}
+</style></head><body>
+<h1>minmaxlab: claims of the DPOSG theory, measured</h1>
+<p>{'Quick' if quick else 'Full'} versions of the studies{on}, {elapsed:.0f} s. Each claim's
+negative control (a setting in which it is false) must FAIL; a control that passes makes the
+claim's checks fail.</p>
+<h2>Claims</h2>
+{_html_table(summary[cols])}
+<h2>Figures</h2>
+{''.join(figs) or '<p>No figures.</p>'}
+<h2>Every check</h2>
+{_html_table(checks)}
+<h2>Provenance</h2>
+<p>git revision <code>{html.escape(str(prov['git_revision']))}</code>; {html.escape(
+        ', '.join(f'{k} {v}' for k, v in prov['versions'].items()))}.</p>
+</body></html>
+"""
+    Path(path).write_text(page)
 
 
 def draw_study_figures(folder: Path, fig_dir: Path) -> list[dict]:

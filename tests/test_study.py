@@ -270,6 +270,11 @@ def test_paper_rebuilds_from_saved_results_without_simulating(tmp_path, monkeypa
     assert (tmp_path / "fig" / "C4_tiny.png").exists()
     assert "claim C4" in (tmp_path / "fig" / "C4_tiny.txt").read_text()
     assert (tmp_path / "fig" / "claims_table.csv").exists()
+    pdf = (tmp_path / "fig" / "C4_tiny.pdf").read_bytes()
+    assert b"/Type3" not in pdf and b"/FontFile2" in pdf  # embedded TrueType, no Type 3 fonts
+    from PIL import Image
+
+    assert round(Image.open(tmp_path / "fig" / "C4_tiny.png").info["dpi"][0]) == 200
     with pytest.raises(ConfigError, match="no results folder"):
         paper(results=tmp_path / "nothing", out=tmp_path / "fig2")
 
@@ -287,6 +292,17 @@ def test_verify_end_to_end(tmp_path, capsys):
     assert (tmp_path / "rep" / "figures" / "C8_mvi_boundary.pdf").exists()
     md = (tmp_path / "rep" / "claims.md").read_text()
     assert "## Summary" in md and "C8_mvi_boundary.png" in md
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert page.count("<figure><img") == 3 and "data:image/png;base64," in page
+    assert "control_verdict" in page and "git revision" in page
+
+
+def test_plotting_uses_no_global_state():
+    code = ("import matplotlib; b = matplotlib.get_backend(); import sys, minmaxlab.plotting, "
+            "minmaxlab.claims; print(b == matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "MPLBACKEND": "svg"}).stdout.split()
+    assert out == ["True", "False"]
 
 
 def test_editing_a_users_game_changes_its_run_ids(tmp_path):

@@ -93,13 +93,13 @@ def figure(pts, table, folder):
         c = P.COLORS[k % 10]
         rho = float(g["rho"].iloc[0])
         ax.semilogy(med.index, med.to_numpy(), "o-", color=c, ms=3,
-                    label=f"{name} M={M} (rho={rho:.3f})")
+                    label=f"{name} $M$={M} ($\\rho$={rho:.3f})")
         ax.fill_between(med.index, lo.to_numpy(), hi.to_numpy(), color=c, alpha=0.15, lw=0)
         t = med.index.to_numpy(dtype=float)
         ax.semilogy(t, rho ** (2 * t) * med.iloc[-1] / rho ** (2 * t[-1]), "--", color=c, lw=0.8)
-    ax.plot([], [], "k--", lw=0.8, label="rho^(2t) slope (through the largest t)")
-    ax.set_xlabel("gossip rounds per iteration t")
-    ax.set_ylabel("consensus error (1/M) sum ||z_i - zbar||^2")
+    ax.plot([], [], "k--", lw=0.8, label="$\\rho^{2t}$ slope (through the largest $t$)")
+    ax.set_xlabel("gossip rounds per iteration $t$")
+    ax.set_ylabel("consensus error $\\frac{1}{M}\\sum_i \\|z_i - \\bar z\\|^2$")
     return P.finish(fig, ax)
 
 

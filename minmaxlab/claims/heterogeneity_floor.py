@@ -110,13 +110,13 @@ def figure(pts, table, folder):
         med = g.groupby("rounds")["value"].median()
         rho = float(g["rho"].iloc[0])
         c = P.COLORS[k % 10]
-        ax.semilogy(med.index, med.to_numpy(), "o-", color=c, ms=3, label=f"{name} M={M} "
-                    f"(rho={rho:.3f})")
+        ax.semilogy(med.index, med.to_numpy(), "o-", color=c, ms=3, label=f"{name} $M$={M} "
+                    f"($\\rho$={rho:.3f})")
         t = med.index.to_numpy(dtype=float)
         ax.semilogy(t, med.iloc[-1] * rho ** (2 * (t - t[-1])), "--", color=c, lw=0.8)
-    ax.plot([], [], "k--", lw=0.8, label="(rho^t)^2 (predicted)")
-    ax.set_xlabel("gossip rounds per iteration t")
-    ax.set_ylabel("floor of (1/M) sum_i ||F(z_i)||^2")
+    ax.plot([], [], "k--", lw=0.8, label="$(\\rho^t)^2$ (predicted)")
+    ax.set_xlabel("gossip rounds per iteration $t$")
+    ax.set_ylabel("floor of $\\frac{1}{M}\\sum_i \\|F(z_i)\\|^2$")
     return P.finish(fig, ax)
 
 

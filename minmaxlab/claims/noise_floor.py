@@ -56,8 +56,9 @@ def figure(pts, table, folder):
     main = pts[pts["measure"] != "stationarity_workers"]
     med = main.groupby("mM")["value"].median()
     x = np.array([med.index.min(), med.index.max()], dtype=float)
-    ax.loglog(x, med.iloc[0] * med.index[0] / x, "k--", lw=1, label="slope -1 (predicted)")
-    ax.set_xlabel("per-worker batch m x workers M")
+    ax.loglog(x, med.iloc[0] * med.index[0] / x, "k--", lw=1, label="slope $-1$ (predicted)")
+    P.count_axis(ax, pts["mM"].unique())
+    ax.set_xlabel("per-worker batch $m$ $\\times$ workers $M$")
     ax.set_ylabel("steady-state stationarity")
     return P.finish(fig, ax)
 

@@ -119,19 +119,23 @@ def _summable(g, window, growth, spec, where):
 def figure(pts, table, folder):
     from minmaxlab import plotting as P
 
-    fig, ax = P.new_figure("C3: workers' stationarity, sigma = 0")
+    fig, ax = P.new_figure("C3: workers' stationarity, $\\sigma = 0$")
+    curves, bounds = [], []
     for k, ((prob, label), g) in enumerate(pts.groupby(["problem", "label"])):
         g = g[g["iteration"] > 0]
         c = P.COLORS[k % 10]
-        ax.loglog(g["iteration"], g["min_stationarity_workers"], "-", color=c,
-                  label=f"{prob}: {label} (running min)")
+        curves.append((f"{prob}: {label.split('[')[0]} (running min)", g["iteration"],
+                       g["min_stationarity_workers"], {"color": c}))
         ax.loglog(g["iteration"], g["avg_stationarity_workers"], ":", color=c)
         if "osg_bound" in g and g["osg_bound"].notna().any():
-            ax.loglog(g["iteration"], g["osg_bound"], color=c, lw=3, alpha=0.2)
+            bounds.append((g["iteration"], g["osg_bound"], c))
+    P.plot_distinct(ax, curves)
+    for x, y, c in bounds:
+        ax.loglog(x, y, color=c, lw=3, alpha=0.2)
     ax.plot([], [], "k:", label="running average (dotted)")
-    ax.plot([], [], "k-", lw=3, alpha=0.2, label="OSG bound 8||x0-x*||^2/(eta^2 K)")
-    ax.set_xlabel("iteration K")
-    ax.set_ylabel("(1/M) sum_i ||F(z_i)||^2")
+    ax.plot([], [], "k-", lw=3, alpha=0.2, label="OSG bound $8\\|x_0-x^*\\|^2/(\\eta^2 K)$")
+    ax.set_xlabel("iteration $K$")
+    ax.set_ylabel("$\\frac{1}{M}\\sum_i \\|F(z_i)\\|^2$")
     return P.finish(fig, ax)
 
 

@@ -79,18 +79,22 @@ def analyse(table, spec, study):
 def figure(pts, table, folder):
     from minmaxlab import plotting as P
 
-    fig, ax = P.new_figure("C5: iterations to reach eps vs workers (best step size)")
+    fig, ax = P.new_figure("C5: iterations to reach $\\varepsilon$ vs workers $M$ (best step size)")
+    curves = []
     for k, ((meas, eps), g) in enumerate(pts.groupby(["measure", "eps"])):
         med = g.groupby("workers")["iterations_to_eps"].median()
-        ax.loglog(med.index, med.to_numpy(), "o-" if meas != "stationarity_workers" else "s:",
-                  color=P.COLORS[k % 10], ms=3, label=f"{meas}, eps={eps:g}")
+        style = {"color": P.COLORS[k % 10], "ms": 3,
+                 "marker": "s" if meas == "stationarity_workers" else "o"}
+        curves.append((f"{meas}, $\\varepsilon$={eps:g}", med.index, med.to_numpy(), style))
+    P.plot_distinct(ax, curves)
     main = pts[pts["measure"] == "stationarity_local"]
     if len(main):
         med = main[main["eps"] == main["eps"].iloc[0]].groupby("workers")["iterations_to_eps"].median()
         x = med.index.to_numpy(dtype=float)
-        ax.loglog(x, med.iloc[0] * x[0] / x, "k--", lw=1, label="1/M (linear speed-up)")
-    ax.set_xlabel("workers M")
-    ax.set_ylabel("iterations until stationarity <= eps")
+        ax.loglog(x, med.iloc[0] * x[0] / x, "k--", lw=1, label="$\\propto 1/M$ (linear speed-up)")
+    P.count_axis(ax, pts["workers"].unique())
+    ax.set_xlabel("workers $M$")
+    ax.set_ylabel("iterations until stationarity $\\leq \\varepsilon$")
     return P.finish(fig, ax)
 
 
