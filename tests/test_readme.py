@@ -1,0 +1,100 @@
+"""The README runs as written: its Python blocks (in order, one namespace), its commands (console
+blocks, with .venv/bin/ meaning this environment) and its files (``toml NAME`` blocks) are
+extracted from README.md and executed; the set-up commands are the ones CI runs."""
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FENCE = re.compile(r"^```(?P<info>[^\n]*)\n(?P<body>.*?)\n```$", re.S | re.M)
+
+
+def blocks(kinds):
+    text = (ROOT / "README.md").read_text()
+    return [(m.group("info").strip(), m.group("body")) for m in FENCE.finditer(text)
+            if m.group("info").split(" ")[0] in kinds]
+
+
+def test_every_block_says_what_it_is():
+    known = {"python", "console", "sh", "toml", "text"}
+    assert blocks(known)
+    text = (ROOT / "README.md").read_text()
+    infos = [m.group("info").strip() for m in FENCE.finditer(text)]
+    assert all(i.split(" ")[0] in known for i in infos), infos
+    assert not re.search(r"^    \S", re.sub(FENCE, "", text), re.M), "an indented code block"
+
+
+def test_the_set_up_commands_are_the_ones_ci_runs():
+    setup = [b for i, b in blocks({"sh"}) if i == "sh"]
+    ci = (ROOT / ".ci" / "run").read_text()
+    test_cmd = next(b for b in setup if "pytest" in b)
+    assert test_cmd.strip() in ci  # exactly the README's test command
+    main_job = next(b for b in setup if b.strip().endswith("minmaxlab verify"))
+    assert main_job.startswith("python3 -m venv .venv && .venv/bin/pip install -q -e .")
+
+
+def _python_blocks(slow):
+    return [b for i, b in blocks({"python"}) if ("slow" in i.split()) <= slow]
+
+
+def test_python_blocks_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ns = {}
+    for body in _python_blocks(slow=False):
+        exec(compile(body, "README.md", "exec"), ns)  # noqa: S102 - the README's own code
+    assert ns["shifted"].zeta2 == pytest.approx(1.0) and ns["trace"] is not None
+
+
+@pytest.mark.slow
+def test_slow_python_blocks_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ns = {}
+    for body in _python_blocks(slow=True):
+        exec(compile(body, "README.md", "exec"), ns)  # noqa: S102
+    assert 0 <= ns["quality"]["modes"] <= 8
+
+
+def _command(line):
+    line = line.split("   #")[0].strip()
+    bindir = Path(sys.executable).parent
+    words = [w.replace(".venv/bin/", f"{bindir}/") for w in shlex.split(line)]
+    if Path(words[0]).name == "mpiexec" and not Path(words[0]).exists():
+        found = shutil.which("mpiexec")
+        if found is None:
+            pytest.skip("no mpiexec (pip install -e '.[mpi]')")
+        words[0] = found
+    if Path(words[0]).name == "mpiexec" and os.geteuid() == 0 and "Open MPI" in subprocess.run(
+            [words[0], "--version"], capture_output=True, text=True).stdout:
+        words[1:1] = ["--allow-run-as-root", "--oversubscribe"]
+    for k, w in enumerate(words):  # an installed console script, or this interpreter's module
+        if Path(w).name == "minmaxlab" and not Path(w).exists():
+            words[k:k + 1] = [sys.executable, "-m", "minmaxlab"]
+    return words
+
+
+@pytest.mark.slow
+def test_console_blocks_run(tmp_path):
+    """Every command of the console blocks, from a folder holding the README's files and the
+    project's problems/ (the commands name problems/user_game.py)."""
+    for info, body in blocks({"toml"}):
+        name = info.split()[1]
+        (tmp_path / name).write_text(body + "\n")
+    shutil.copytree(ROOT / "problems", tmp_path / "problems")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for _, body in blocks({"console"}):
+        for line in body.splitlines():
+            if not line.strip():
+                continue
+            res = subprocess.run(_command(line), cwd=tmp_path, env=env, capture_output=True,
+                                 text=True, timeout=1200)
+            # verify exits 1 when a check fails (a finding, not a broken command)
+            ok = res.returncode == 0 or (" verify" in line and res.returncode == 1)
+            assert ok, f"{line}\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}"
+            assert "Traceback" not in res.stderr, line
