@@ -254,3 +254,19 @@ def test_study_files_load(study):
         s = load_study(path, quick=quick)
         assert s.raw["verify"] is False and s.experiment == "data"
         assert len(cells(s)) >= 5
+
+
+@pytest.mark.parametrize("text, message", [
+    ("a,b,label\n", "no rows"),
+    ("", "not a readable CSV table"),
+    ("a,b,label\n1,2,0\n3,4,\n", "a missing label is not a class"),
+    ("a,b,label\n1,,0\n3,4,1\n", "features hold missing"),
+    ("a,b,label\n1,2,1\n3,4,1\n", "at least two labels"),
+    ("a,b,label\n1,2,x\n3,4,y\n", "must hold numbers"),
+])
+def test_bad_data_files_are_named_and_refused(tmp_path, text, message):
+    f = tmp_path / "bad.csv"
+    f.write_text(text)
+    with pytest.raises(mml.ProblemError, match=message) as exc:
+        mml.problem("dro_logistic", workers=2, dataset=str(f))
+    assert "bad.csv" in str(exc.value)

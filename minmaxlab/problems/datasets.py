@@ -60,9 +60,14 @@ def load_dataset(source: str, label_column: str | None = None):
     if path.suffix.lower() == ".csv":
         import pandas as pd
 
-        df = pd.read_csv(path)
+        try:
+            df = pd.read_csv(path)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise ProblemError(f"{path}: not a readable CSV table: {exc}") from None
         if df.shape[1] < 2:
             raise ProblemError(f"{path}: a CSV data set needs a label column and at least one feature")
+        if len(df) == 0:
+            raise ProblemError(f"{path}: the data set has no rows (a header only)")
         col = label_column or ("label" if "label" in df.columns else df.columns[-1])
         if col not in df.columns:
             raise ProblemError(f"{path}: no column {col!r}; columns: {list(df.columns)}")
@@ -70,14 +75,37 @@ def load_dataset(source: str, label_column: str | None = None):
         bad = [c for c in feats.columns if not np.issubdtype(feats[c].dtype, np.number)]
         if bad:
             raise ProblemError(f"{path}: non-numeric feature column(s) {bad}")
-        return feats.to_numpy(dtype=float), df[col].to_numpy(dtype=float)
+        try:
+            y = df[col].to_numpy(dtype=float)
+        except ValueError:
+            raise ProblemError(f"{path}: the label column {col!r} must hold numbers") from None
+        return _checked(path, feats.to_numpy(dtype=float), y)
     from sklearn.datasets import load_svmlight_file
 
     try:
         X, y = load_svmlight_file(str(path))
-    except ValueError as exc:
+    except (ValueError, UnicodeDecodeError) as exc:
         raise ProblemError(f"{path}: not a LIBSVM file: {exc}") from None
-    return sp.csr_matrix(X, dtype=float), np.asarray(y, dtype=float)
+    X = sp.csr_matrix(X, dtype=float)
+    _checked(path, X.data, np.asarray(y, dtype=float), rows=X.shape[0])
+    return X, np.asarray(y, dtype=float)
+
+
+def _checked(path, X, y, rows=None):
+    """A data set the problems can use: rows, finite features and labels, two labels at least."""
+    n = len(y) if rows is None else rows
+    if n == 0:
+        raise ProblemError(f"{path}: the data set has no rows (a header only, or an empty file)")
+    if not np.all(np.isfinite(X)):
+        raise ProblemError(f"{path}: features hold missing or non-finite values (NaN or inf); "
+                           "fill or drop those rows first")
+    if not np.all(np.isfinite(y)):
+        raise ProblemError(f"{path}: labels hold missing or non-finite values (NaN or inf); a "
+                           "missing label is not a class")
+    if np.unique(y).size < 2:
+        raise ProblemError(f"{path}: every label is {y[0]:g}: the problems need at least two "
+                           "labels (classes, or distinct regression targets)")
+    return X, y
 
 
 def density(X) -> float:
