@@ -43,6 +43,7 @@ RUN_KEYS = {"iterations", "seed", "record", "every_iteration"}
 OUTPUT_KEYS = {"path"}
 PROBLEM_KEYS = {"name", "workers", "params", "noise", "constraints", "z0"}
 PLAYERS = {"u", "v"}
+NOISE_KEYS = {"sigma", "batch", "kind", "samples", "seed"}  # Problem.with_noise
 
 
 def _unknown(where: str, keys, allowed) -> None:
@@ -142,6 +143,7 @@ def build_problem(sec: dict, where: str = "[problem]"):
         if key in sec and not isinstance(sec[key], dict):
             raise ConfigError(f"{where}: {key} must be a table, got {sec[key]!r}")
     _unknown(f"{where} constraints (players)", sec.get("constraints", {}), PLAYERS)
+    _unknown(f"{where} noise", sec.get("noise", {}), NOISE_KEYS)
     prob = problem(sec["name"], workers=sec.get("workers"), **sec.get("params", {}))
     if "noise" in sec:
         prob = prob.with_noise(**sec["noise"])

@@ -181,7 +181,11 @@ def _prepare(problem: Problem, topology, algorithm: Algorithm, iterations, z0, r
 
     if z0 is None:
         z0 = default_start(problem)
-    z0 = np.asarray(z0, dtype=np.float64)
+    try:
+        z0 = np.asarray(z0, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise MinmaxlabError(f"run: z0 must be an array of {d} numbers (or {M} rows of them), "
+                             f"got {z0!r}") from None
     if z0.shape == (d,):
         X = np.tile(z0, (M, 1))
     elif z0.shape == (M, d):

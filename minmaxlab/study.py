@@ -134,7 +134,7 @@ def load_study(path: str | Path, quick: bool = False, problem: str | None = None
         if c["analysis"] not in CLAIMS:
             raise ConfigError(f"{path}: claims[{k}]: unknown analysis {c['analysis']!r}; "
                               f"analyses: {sorted(CLAIMS)}")
-        CLAIMS[c["analysis"]].validate(path, k, c)
+        CLAIMS[c["analysis"]].validate(path, k, c, experiment)
     controls = _check_controls(path, raw.get("controls", []), {c["claim"] for c in claims})
     user = raw.get("user")
     if user is not None:
@@ -237,6 +237,10 @@ def _check_grid(path, where, grid, complete):
     for key in ("problems", "topologies", "algorithms", "seeds"):
         if key in grid and not isinstance(grid[key], list):
             raise _type_error(path, f"[{where}] {key}", "an array", grid[key])
+    for key in ("problems", "topologies"):
+        for x in grid.get(key, []) if isinstance(grid.get(key), list) else []:
+            if not isinstance(x, (str, dict)):
+                raise _type_error(path, f"[{where}] {key} entry", "a name or a table", x)
     if "workers" in grid:
         w = grid["workers"]
         ws = w if isinstance(w, list) else [w]

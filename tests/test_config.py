@@ -113,11 +113,13 @@ def test_diverging_run_from_file_is_recorded(tmp_path):
     (lambda t: t.replace("noise = { sigma = 0.1, batch = 4 }", "constraints = { w = { ball = 1.0 } }"),
      r"unknown key 'w'"),
     (lambda t: t.replace("[run]", "run = 3\n[runs]"), "unknown section"),
+    (lambda t: t.replace("sigma = 0.1", "sgima = 0.1"), r"unknown key 'sgima' \(did you mean 'sigma'\?\)"),
+    (lambda t: t.replace("[topology]", 'z0 = "a"\n[topology]'), "z0 must be an array"),
 ])
 def test_run_file_input_is_refused_not_bent(tmp_path, edit, message):
     f = tmp_path / "bad.toml"
     f.write_text(edit(RUN))
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(mml.MinmaxlabError, match=message):
         run_config(load_run_config(f), out=str(tmp_path / "x.csv"))
     assert not (tmp_path / "x.csv").exists()
 

@@ -67,6 +67,14 @@ def test_grid_expansion_names_and_quick(tmp_path):
     (lambda s: s.replace("[quick]", "[quick]\nfoo = 1"), r"\[quick\] has unknown key"),
     (lambda s: s + "\n[[claims]]\nanalysis = 'rate'\n", "missing 'claim'"),
     (lambda s: s.replace("[grid]", "[grid\n"), "malformed TOML"),
+    (lambda s: s.replace('topologies = ["ring"]', "topologies = [3]"),
+     "entry must be a name or a table"),
+    (lambda s: s.replace("tolerance = 0.5", "tolerance = 0.5\nfraction = 2"),
+     r"fraction must be a number in \(0, 1\)"),
+    (lambda s: s.replace("tolerance = 0.5", "tolerance = 0.5\nquick = 3"), r"unknown key\(s\) \['quick'\]"),
+    (lambda s: s.replace('analysis = "noise_floor"\ntolerance = 0.5', 'analysis = "limits"'),
+     "experiment limits"),
+    (lambda s: s.replace("every_iteration = false", 'every_iteration = "no"'), "must be true or false"),
 ])
 def test_study_validation_names_key_and_file(tmp_path, mutation, message):
     p = _write(tmp_path, mutation(SMALL), "bad_study.toml")

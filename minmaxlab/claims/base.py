@@ -29,15 +29,27 @@ class Claim:
     analyse: Callable
     figure: Callable | None = None
     divergence_fails: bool = True  # False where a diverged run is an outcome or a rejected candidate
+    optional: tuple = ()  # the other keys its [[claims]] entry may give
+    experiments: tuple = ("trajectory",)  # what the study's cells must run for it
 
-    def validate(self, path, k, spec):
+    def validate(self, path, k, spec, experiment="trajectory"):
+        """Keys known to this analysis, with the types it reads them as; the right experiment."""
+        where = f"{path}: claims[{k}] ({self.name})"
         missing = [r for r in self.required if r not in spec]
         if missing:
-            raise ConfigError(f"{path}: claims[{k}] ({self.name}) is missing {missing}")
-        tol = spec.get("tolerance")
-        if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float))
-                                or tol < 0):
-            raise ConfigError(f"{path}: claims[{k}].tolerance must be a number >= 0, got {tol!r}")
+            raise ConfigError(f"{where} is missing {missing}")
+        allowed = {"claim", "analysis", *self.required, *self.optional}
+        unknown = sorted(set(spec) - allowed)
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+        if experiment not in self.experiments:
+            raise ConfigError(f"{where} reads the runs of experiment {' or '.join(self.experiments)}"
+                              f", but the study's experiment is {experiment!r}")
+        for key, value in spec.items():
+            kind = KEY_TYPES.get(key)
+            if kind is not None and not kind[0](value):
+                raise ConfigError(f"{where}.{key} must be {kind[1]}, got {value!r}")
+
 
     def run(self, table, spec, study):
         """Verdicts and points of the analysis; never an empty verdict list (a claim that cannot
@@ -115,3 +127,35 @@ def iterations_to_eps(g: pd.DataFrame, metric: str, eps: float, smooth: int) -> 
 def median_or_nan(values) -> float:
     a = np.asarray(values, dtype=float)
     return float(np.median(a)) if a.size and np.isfinite(a).all() else math.nan
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _pair(v) -> bool:
+    return isinstance(v, list) and len(v) == 2 and all(_number(x) for x in v) and v[0] <= v[1]
+
+
+KEY_TYPES = {
+    **{k: (lambda v: _number(v) and v >= 0, "a number >= 0") for k in (
+        "tolerance", "threshold", "level", "delta", "accuracy", "rounding", "separation",
+        "grad_time", "min_high_quality", "max_frechet", "max_distance")},
+    **{k: (lambda v: _number(v) and 0 < v < 1, "a number in (0, 1)") for k in ("eps", "fraction")},
+    "predicted": (_number, "a number"),
+    "max_sum_growth": (_number, "a number"),
+    "smooth": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer >= 1"),
+    "min_modes": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                  "an integer >= 0"),
+    "model_floats": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+                     "an integer >= 1"),
+    "window": (_pair, "a pair [lo, hi] of numbers with lo <= hi"),
+    "alpha_range": (_pair, "a pair [lo, hi] of exponents"),
+    "beta_range": (_pair, "a pair [lo, hi] of exponents"),
+    "eps_table": (lambda v: isinstance(v, list) and all(_number(x) and 0 < x < 1 for x in v),
+                  "a list of numbers in (0, 1)"),
+    "metric": (lambda v: isinstance(v, str), "a column name"),
+    "expect": (lambda v: isinstance(v, dict) and all(
+        set(str(x).split(" or ")) <= {"converge", "cycle", "diverge"} for x in v.values()),
+        'a table of problem = "converge" | "cycle" | "diverge"'),
+}

@@ -94,4 +94,6 @@ def figure(pts, table, folder):
 
 
 CLAIM = Claim("boundary", ("claim", "level", "expect"), analyse, figure,
+              optional=("fraction",),
+              experiments=("trajectory",),
               divergence_fails=False)  # divergence is one of its outcomes

@@ -103,4 +103,6 @@ def figure(pts, table, folder):
     return P.finish(fig, ax)
 
 
-CLAIM = Claim("consensus", ("claim", "tolerance"), analyse, figure)
+CLAIM = Claim("consensus", ("claim", "tolerance"), analyse, figure,
+              optional=("fraction",),
+              experiments=("trajectory",))

@@ -141,4 +141,6 @@ def figure(pts, table, folder):
     return P.tight(fig)
 
 
-CLAIM = Claim("gan", ("claim",), analyse, figure)
+CLAIM = Claim("gan", ("claim",), analyse, figure,
+              optional=("min_modes", "min_high_quality", "max_frechet", "max_distance"),
+              experiments=("gan",))

@@ -120,4 +120,6 @@ def figure(pts, table, folder):
     return P.finish(fig, ax)
 
 
-CLAIM = Claim("heterogeneity_floor", ("claim", "tolerance"), analyse, figure)
+CLAIM = Claim("heterogeneity_floor", ("claim", "tolerance"), analyse, figure,
+              optional=("fraction", "predicted", "rounding", "separation"),
+              experiments=("trajectory",))

@@ -36,4 +36,6 @@ def figure(pts, table, folder):
     return P.finish(fig, ax)
 
 
-CLAIM = Claim("limits", ("claim",), analyse, figure)
+CLAIM = Claim("limits", ("claim",), analyse, figure,
+              optional=("threshold",),
+              experiments=("limits",))

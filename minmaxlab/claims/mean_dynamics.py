@@ -40,4 +40,6 @@ def figure(pts, table, folder):
     return P.finish(fig, ax)
 
 
-CLAIM = Claim("mean_dynamics", ("claim",), analyse, figure)
+CLAIM = Claim("mean_dynamics", ("claim",), analyse, figure,
+              optional=("threshold",),
+              experiments=("mean_dynamics",))

@@ -63,4 +63,6 @@ def figure(pts, table, folder):
     return P.finish(fig, ax)
 
 
-CLAIM = Claim("noise_floor", ("claim", "tolerance"), analyse, figure)
+CLAIM = Claim("noise_floor", ("claim", "tolerance"), analyse, figure,
+              optional=("fraction", "metric"),
+              experiments=("trajectory",))

@@ -139,4 +139,6 @@ def figure(pts, table, folder):
     return P.finish(fig, ax)
 
 
-CLAIM = Claim("rate", ("claim", "tolerance", "window", "accuracy"), analyse, figure)
+CLAIM = Claim("rate", ("claim", "tolerance", "window", "accuracy"), analyse, figure,
+              optional=("max_sum_growth", "metric", "predicted"),
+              experiments=("trajectory",))

@@ -125,4 +125,6 @@ def figure(pts, table, folder):
     return P.finish(fig, ax)
 
 
-CLAIM = Claim("rounds_needed", ("claim", "delta", "eps"), analyse, figure)
+CLAIM = Claim("rounds_needed", ("claim", "delta", "eps"), analyse, figure,
+              optional=("fraction", "metric"),
+              experiments=("trajectory",))

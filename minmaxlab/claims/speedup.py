@@ -99,4 +99,6 @@ def figure(pts, table, folder):
 
 
 CLAIM = Claim("speedup", ("claim", "tolerance", "eps"), analyse, figure,
+              optional=("eps_table", "metric", "smooth"),
+              experiments=("trajectory",),
               divergence_fails=False)  # a step size that diverges is a rejected candidate

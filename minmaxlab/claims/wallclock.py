@@ -113,4 +113,6 @@ def figure(pts, table, folder):
     return P.tight(fig)
 
 
-CLAIM = Claim("wallclock", ("claim", "eps"), analyse, figure)
+CLAIM = Claim("wallclock", ("claim", "eps"), analyse, figure,
+              optional=("alpha_range", "beta_range", "grad_time", "metric", "model_floats", "smooth"),
+              experiments=("trajectory",))
