@@ -92,27 +92,54 @@ def cmd_topology(args) -> int:
     return 0
 
 
-def cmd_run(args) -> int:
-    from minmaxlab.config import load_run_config, run_config
+def _run_and_report(job) -> str:
+    """Run a loaded run file; the report to print ("" on MPI ranks other than 0)."""
+    cfg, args = job
+    from minmaxlab.config import run_config
 
-    cfg = load_run_config(args.file)
     trace, paths = run_config(cfg, out=args.out, backend=args.backend)
     if trace is None:  # an MPI rank other than 0: rank 0 reports and writes
-        return 0
+        return ""
+    return _report_run(trace, paths, args)
+
+
+def cmd_run(args) -> int:
+    from minmaxlab.config import check_output_path, load_run_config
+
+    cfg = load_run_config(args.file)
+    if args.backend == "mpi":  # under mpiexec: every rank runs here
+        report = _run_and_report((cfg, args))
+    else:
+        # the compiled kernel cannot notice Ctrl-C: run it in a child the parent stops at once
+        from minmaxlab.results import remove_stale_temporaries
+        from minmaxlab.workers import run_in_child
+
+        try:
+            report = run_in_child(_run_and_report, (cfg, args))
+        except KeyboardInterrupt:
+            out = args.out or cfg.get("output", {}).get("path")
+            if out:
+                remove_stale_temporaries(check_output_path(out).parent)
+            raise
+    if report:
+        print(report)
+    return 0
+
+
+def _report_run(trace, paths, args) -> str:
     table, meta = paths
-    df = trace.to_frame()
-    last = df.iloc[-1]
+    last = trace.to_frame().iloc[-1]
     where = f" on {trace.spec['ranks']} MPI ranks" if args.backend == "mpi" else ""
-    print(f"{trace.label}: status {trace.status}, {trace.iterations_done} iterations, "
-          f"{trace.elapsed:.2f} s{where}")
-    print(f"  final stationarity_local {last.stationarity_local:.3e}, "
-          f"consensus_z {last.consensus_z:.3e}")
+    lines = [f"{trace.label}: status {trace.status}, {trace.iterations_done} iterations, "
+             f"{trace.elapsed:.2f} s{where}",
+             f"  final stationarity_local {last.stationarity_local:.3e}, "
+             f"consensus_z {last.consensus_z:.3e}"]
     if args.backend == "mpi":
         tm = trace.spec["timing"]
-        print(f"  per iteration (max over ranks): compute {tm['compute_s_per_iter']:.2e} s, "
-              f"communication {tm['comm_s_per_iter']:.2e} s")
-    print(f"  wrote {table} and {meta}")
-    return 0
+        lines.append(f"  per iteration (max over ranks): compute {tm['compute_s_per_iter']:.2e} s, "
+                     f"communication {tm['comm_s_per_iter']:.2e} s")
+    lines.append(f"  wrote {table} and {meta}")
+    return "\n".join(lines)
 
 
 def cmd_mpi_calibrate(args) -> int:

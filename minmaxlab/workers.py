@@ -49,3 +49,11 @@ def run_all(fn: Callable, items: Iterable, jobs: int, on_done: Callable) -> None
             signal.signal(signal.SIGINT, previous)
         raise
     pool.join()
+
+
+def run_in_child(fn: Callable, arg):
+    """``fn(arg)`` in one forked worker, its result returned: a long compiled call that cannot
+    notice Ctrl-C itself is stopped at once by its parent (see :func:`run_all`)."""
+    results = []
+    run_all(fn, [arg], 1, results.append)
+    return results[0]

@@ -99,3 +99,42 @@ def test_a_killed_study_leaves_no_worker_behind(tmp_path):
     while time.time() < deadline and [w for w in workers if _alive(w)]:
         time.sleep(0.05)
     assert not [w for w in workers if _alive(w)]
+
+
+RUN_FILE = """
+[problem]
+name = "minty_bowl"
+workers = 4
+[topology]
+name = "ring"
+[algorithm]
+name = "dposg"
+eta = 0.05
+[run]
+iterations = 400000000
+every_iteration = false
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_long_single_run(tmp_path):
+    """The compiled kernel never checks for Ctrl-C; the run lives in a child the command kills."""
+    f = tmp_path / "long.toml"
+    f.write_text(RUN_FILE)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "minmaxlab.cli", "run", str(f), "--out",
+                             str(tmp_path / "out" / "x.csv")], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not _children(proc.pid):
+        time.sleep(0.05)
+    workers = _children(proc.pid)
+    assert workers, "the run never started"
+    time.sleep(3)  # inside the kernel by now (a minute of work at least)
+    t0 = time.time()
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert time.time() - t0 < 5 and proc.returncode == 130
+    assert "Traceback" not in err and "interrupted" in err
+    assert not [w for w in workers if _alive(w)]
+    assert not list((tmp_path / "out").glob("*"))  # no table, no metadata, no temporaries
