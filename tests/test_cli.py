@@ -16,6 +16,7 @@ def test_problems_lists_instances_with_constants(capsys):
     assert "forsaken" in out and "minty_bowl" in out and "holds" in out
 
 
+@pytest.mark.slow  # certifies every instance by sampling (the constants themselves: test_problems)
 def test_problems_certify(capsys):
     assert main(["problems", "--certify", "--pairs", "300"]) == 0
     out = capsys.readouterr().out
