@@ -47,6 +47,8 @@ def _order(claim):
 def summarize(verdict_rows: pd.DataFrame, titles: dict) -> pd.DataFrame:
     """One row per claim: its checks, how many passed, the range of measured values, the
     controls run against it and their verdict (they must fail)."""
+    from minmaxlab.claims import worst_control_verdict
+
     rows = []
     for claim in sorted(verdict_rows["claim"].unique(), key=_order):
         g = verdict_rows[verdict_rows["claim"] == claim]
@@ -57,11 +59,7 @@ def summarize(verdict_rows: pd.DataFrame, titles: dict) -> pd.DataFrame:
                                            f"{_fmt(m.min())} .. {_fmt(m.max())}")
         ctrl = g[g["control"].fillna("") != ""] if "control" in g else g.iloc[:0]
         controls = ", ".join(sorted(set(", ".join(ctrl["control"]).split(", ")))) if len(ctrl) else ""
-        cverdict = "-"
-        if len(ctrl):
-            vs = set(ctrl["control_verdict"])
-            cverdict = next((x for x in ("pass", "inconclusive", "fail", "not run") if x in vs),
-                            "-")
+        cverdict = worst_control_verdict(ctrl["control_verdict"]) if len(ctrl) else "-"
         why = ""
         if counts.get("not applicable", 0) and not len(deciding):
             why = str(g["reason"].iloc[0])

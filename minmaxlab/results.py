@@ -80,22 +80,29 @@ def save_failure(runs_dir: Path, run_id: str, error: str, meta: dict) -> None:
     atomic_write(Path(runs_dir) / f"{run_id}.failed.json", dump)
 
 
-def untrusted(runs_dir: Path, run_id: str) -> str:
-    """Why the saved run ``run_id`` cannot be trusted ("" if it is complete; "missing" if there
-    is no table)."""
+def _read_verified(runs_dir: Path, run_id: str) -> tuple[bytes | None, str]:
+    """(the table's bytes, "") for a complete run, else (None, why): "missing" when there is no
+    table. The bytes checked are the bytes returned, read once."""
     table = Path(runs_dir) / f"{run_id}.csv"
     side = Path(runs_dir) / f"{run_id}.json"
     if not table.exists():
-        return "missing"
+        return None, "missing"
     try:
         meta = json.loads(side.read_text())
         want = meta["table"]
     except (OSError, ValueError, KeyError, TypeError):
-        return f"{table}: its sidecar {side.name} is missing, unreadable or has no fingerprint"
+        return None, f"{table}: its sidecar {side.name} is missing, unreadable or has no fingerprint"
     data = table.read_bytes()
     if _digest(data) != want.get("sha256"):
-        return f"{table}: its contents differ from those recorded in {side.name} (truncated or edited)"
-    return ""
+        return None, (f"{table}: its contents differ from those recorded in {side.name} "
+                      "(truncated or edited)")
+    return data, ""
+
+
+def untrusted(runs_dir: Path, run_id: str) -> str:
+    """Why the saved run ``run_id`` cannot be trusted ("" if it is complete; "missing" if there
+    is no table)."""
+    return _read_verified(runs_dir, run_id)[1]
 
 
 def check_runs(runs_dir: Path, run_ids: list[str]) -> list[str]:
@@ -130,10 +137,9 @@ def load_tables(runs_dir: Path, run_ids: list[str]) -> pd.DataFrame:
     """The tables of the finished runs among ``run_ids``, stacked."""
     frames = []
     for rid in run_ids:
-        if untrusted(runs_dir, rid):
-            continue
-        data = (Path(runs_dir) / f"{rid}.csv").read_bytes()
-        frames.append(pd.read_csv(io.BytesIO(data), low_memory=False))
+        data, why = _read_verified(runs_dir, rid)
+        if not why:
+            frames.append(pd.read_csv(io.BytesIO(data), low_memory=False))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

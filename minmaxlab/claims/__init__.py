@@ -29,7 +29,8 @@ from minmaxlab.claims import (
 )
 from minmaxlab.claims.base import Claim
 
-__all__ = ["CLAIMS", "Claim", "attach_controls", "control_verdict", "evaluate"]
+__all__ = ["CLAIMS", "Claim", "attach_controls", "control_verdict", "evaluate",
+           "worst_control_verdict"]
 
 CLAIMS: dict[str, Claim] = {
     m.CLAIM.name: m.CLAIM
@@ -51,6 +52,16 @@ def control_verdict(verdicts) -> str:
     return "inconclusive"
 
 
+CONTROL_ORDER = ("pass", "inconclusive", "fail", "not run")  # worst first: a passing control
+
+
+def worst_control_verdict(verdicts) -> str:
+    """The verdict that speaks for several controls: any that passed ("pass", the check cannot
+    fail), else any inconclusive, else "fail"; "not run" only when none ran."""
+    got = set(verdicts)
+    return next((x for x in CONTROL_ORDER if x in got), "not run")
+
+
 def attach_controls(verdicts, controls: dict[str, str]) -> None:
     """Write ``controls`` (control name -> its verdict) beside every row of ``verdicts``; a
     control that did not fail makes each deciding row fail or inconclusive ("not run": a control
@@ -58,9 +69,7 @@ def attach_controls(verdicts, controls: dict[str, str]) -> None:
     if not controls:
         return
     names = ", ".join(sorted(controls))
-    run = {k: v for k, v in controls.items() if v != "not run"}
-    worst = ("pass" if "pass" in run.values() else
-             "inconclusive" if "inconclusive" in run.values() else "fail" if run else "not run")
+    worst = worst_control_verdict(controls.values())
     for v in verdicts:
         v.control = names
         v.control_verdict = worst

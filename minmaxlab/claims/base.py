@@ -12,7 +12,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from minmaxlab import rates
@@ -49,7 +48,6 @@ class Claim:
             kind = KEY_TYPES.get(key)
             if kind is not None and not kind[0](value):
                 raise ConfigError(f"{where}.{key} must be {kind[1]}, got {value!r}")
-
 
     def run(self, table, spec, study):
         """Verdicts and points of the analysis; never an empty verdict list (a claim that cannot
@@ -124,13 +122,13 @@ def iterations_to_eps(g: pd.DataFrame, metric: str, eps: float, smooth: int) -> 
     return rates.first_crossing(g["iteration"].to_numpy(), y.to_numpy(), eps)
 
 
-def median_or_nan(values) -> float:
-    a = np.asarray(values, dtype=float)
-    return float(np.median(a)) if a.size and np.isfinite(a).all() else math.nan
-
-
 def _number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _integer_at_least(n: int):
+    return (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= n,
+            f"an integer >= {n}")
 
 
 def _pair(v) -> bool:
@@ -144,11 +142,9 @@ KEY_TYPES = {
     **{k: (lambda v: _number(v) and 0 < v < 1, "a number in (0, 1)") for k in ("eps", "fraction")},
     "predicted": (_number, "a number"),
     "max_sum_growth": (_number, "a number"),
-    "smooth": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer >= 1"),
-    "min_modes": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
-                  "an integer >= 0"),
-    "model_floats": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-                     "an integer >= 1"),
+    "smooth": _integer_at_least(1),
+    "min_modes": _integer_at_least(0),
+    "model_floats": _integer_at_least(1),
     "window": (_pair, "a pair [lo, hi] of numbers with lo <= hi"),
     "alpha_range": (_pair, "a pair [lo, hi] of exponents"),
     "beta_range": (_pair, "a pair [lo, hi] of exponents"),
