@@ -27,7 +27,10 @@ class Claim:
     required: tuple
     analyse: Callable
     figure: Callable | None = None
-    divergence_fails: bool = True  # False where a diverged run is an outcome or a rejected candidate
+    # a diverged run: "fails" the claim (a method that should converge), is dropped as a rejected
+    # candidate ("drop", e.g. a step size of a grid search), or is an outcome the analysis reads
+    # ("keep"); the analyses see only the runs they are meant to
+    divergence: str = "fails"
     optional: tuple = ()  # the other keys its [[claims]] entry may give
     experiments: tuple = ("trajectory",)  # what the study's cells must run for it
 
@@ -55,15 +58,16 @@ class Claim:
         if table is None or len(table) == 0:
             return [inconclusive(spec, study, "no runs")], pd.DataFrame()
         verdicts = []
-        bad = diverged_runs(table)
-        if self.divergence_fails and bad:
+        bad = diverged_runs(table) if self.divergence != "keep" else []
+        if self.divergence == "fails" and bad:
             col = "label" if "label" in table else "run_id"
             labels = sorted(set(table[table["run_id"].isin(bad)][col].astype(str)))
             verdicts.append(rates.Verdict(
                 spec["claim"], setting(study, "divergence"), "every run converges or settles",
                 float(len(bad)), math.nan, math.nan, "fail",
                 f"{len(bad)} run(s) diverged: {', '.join(labels)}"))
-            table = finished(table)
+        if bad:
+            table = table[~table["run_id"].isin(bad)]
         points = pd.DataFrame()
         if len(table):
             more, points = self.analyse(table, spec, study)
@@ -89,12 +93,6 @@ def diverged_runs(df: pd.DataFrame) -> list:
     if "status" not in df:
         return []
     return sorted(df.loc[df["status"] != "ok", "run_id"].unique())
-
-
-def finished(df: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the runs that did not diverge (every row of a diverged run is dropped)."""
-    bad = diverged_runs(df)
-    return df[~df["run_id"].isin(bad)] if bad else df
 
 
 def setting(study, extra="") -> str:

@@ -16,13 +16,13 @@ import math
 import numpy as np
 
 from minmaxlab import rates
-from minmaxlab.claims.base import Claim, finished, inconclusive, setting, steady
+from minmaxlab.claims.base import Claim, inconclusive, setting, steady
 
 
 def analyse(table, spec, study):
     tol = float(spec["tolerance"])
     frac = float(spec.get("fraction", 0.5))
-    pts = steady(finished(table), "consensus_z", frac,
+    pts = steady(table, "consensus_z", frac,
                  ["topology", "workers", "rounds", "rho", "seed", "topology_spec"])
     verdicts = [_contraction_check(pts, spec, study)]
     for (_, M), g in pts.groupby(["topology_spec", "workers"]):

@@ -27,7 +27,7 @@ import math
 import pandas as pd
 
 from minmaxlab import rates
-from minmaxlab.claims.base import Claim, finished, inconclusive, reported, setting, steady
+from minmaxlab.claims.base import Claim, inconclusive, reported, setting, steady
 
 
 def _exponent(g, rho, rounding):
@@ -44,7 +44,7 @@ def analyse(table, spec, study):
     frac = float(spec.get("fraction", 0.25))
     rounding = float(spec.get("rounding", 1e-26))
     sep = float(spec.get("separation", 1e6))
-    df = finished(table)
+    df = table
     keys = ["topology", "topology_spec", "workers", "rho", "rounds", "algorithm", "seed", "label"]
     verdicts, out = [], []
     ref_runs = df[df["algorithm"] == "cposg"]

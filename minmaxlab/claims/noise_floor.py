@@ -14,14 +14,14 @@ from __future__ import annotations
 import pandas as pd
 
 from minmaxlab import rates
-from minmaxlab.claims.base import Claim, finished, reported, setting, steady
+from minmaxlab.claims.base import Claim, reported, setting, steady
 
 
 def analyse(table, spec, study):
     tol = float(spec["tolerance"])
     frac = float(spec.get("fraction", 0.5))
     metric = spec.get("metric", "stationarity_local")
-    df = finished(table)
+    df = table
     verdicts, out = [], []
     for (_, label), g in df.groupby(["problem_spec", "label"]):
         prob = g["problem"].iloc[0]

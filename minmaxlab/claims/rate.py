@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from minmaxlab import rates
-from minmaxlab.claims.base import Claim, finished, reported, setting
+from minmaxlab.claims.base import Claim, reported, setting
 
 
 def analyse(table, spec, study):
@@ -44,7 +44,7 @@ def analyse(table, spec, study):
     growth = float(spec.get("max_sum_growth", 0.5))
     metric = spec.get("metric", "stationarity_workers")
     verdicts, pts = [], []
-    df = finished(table).copy()
+    df = table.copy()
     df["partial_sum"] = df["iteration"] * df[f"avg_{metric}"]
     for (_, label), g in df.groupby(["problem_spec", "label"]):
         prob = g["problem"].iloc[0]

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from minmaxlab import rates
-from minmaxlab.claims.base import Claim, finished, reported, setting, steady
+from minmaxlab.claims.base import Claim, reported, setting, steady
 from minmaxlab.topology import rounds_for_eps
 
 
@@ -29,7 +29,7 @@ def analyse(table, spec, study):
     eps = float(spec["eps"])
     frac = float(spec.get("fraction", 0.5))
     metric = spec.get("metric", "stationarity_workers")
-    pts = steady(finished(table), metric, frac,
+    pts = steady(table, metric, frac,
                  ["topology", "workers", "rho", "rounds", "algorithm", "schedule", "schedule_eps",
                   "label", "seed"])
     if not (pts["algorithm"] == "cposg").any():

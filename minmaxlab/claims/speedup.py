@@ -19,7 +19,7 @@ import math
 import pandas as pd
 
 from minmaxlab import rates
-from minmaxlab.claims.base import Claim, finished, iterations_to_eps, reported, setting
+from minmaxlab.claims.base import Claim, iterations_to_eps, reported, setting
 
 
 def _best(df, metric, eps, smooth):
@@ -43,7 +43,7 @@ def analyse(table, spec, study):
     eps = float(spec["eps"])
     metric = spec.get("metric", "stationarity_local")
     smooth = int(spec.get("smooth", 9))
-    df = finished(table)
+    df = table
     prob = df["problem"].iloc[0]
     where = f"{prob}, {df['topology'].iloc[0]}, t={int(df['rounds'].iloc[0])}, best eta per M"
     verdicts, pts = [], []
@@ -101,4 +101,4 @@ def figure(pts, table, folder):
 CLAIM = Claim("speedup", ("claim", "tolerance", "eps"), analyse, figure,
               optional=("eps_table", "metric", "smooth"),
               experiments=("trajectory",),
-              divergence_fails=False)  # a step size that diverges is a rejected candidate
+              divergence="drop")  # a step size that diverges is a rejected candidate

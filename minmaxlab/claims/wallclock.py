@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from minmaxlab import rates
-from minmaxlab.claims.base import Claim, finished, iterations_to_eps, setting
+from minmaxlab.claims.base import Claim, iterations_to_eps, setting
 from minmaxlab.costmodel import CostModel
 
 MODELS = {"ring": "ring all-reduce, largest latency and bandwidth",
@@ -44,7 +44,7 @@ def analyse(table, spec, study):
     eps = float(spec["eps"])
     metric = spec.get("metric", "stationarity_workers")
     smooth = int(spec.get("smooth", 9))
-    df = finished(table)
+    df = table
     first = df.iloc[0]
     M = int(first["workers"])
     deg = build_topology(json.loads(first["topology_spec"]), M).max_degree
