@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minmaxlab.errors import ConfigError, read_toml
+from minmaxlab.errors import ConfigError, read_toml, reject_unknown
 
 SECTIONS = {"problem", "topology", "algorithm", "run", "output"}
 RUN_KEYS = {"iterations", "seed", "record", "every_iteration"}
@@ -44,16 +44,6 @@ OUTPUT_KEYS = {"path"}
 PROBLEM_KEYS = {"name", "workers", "params", "noise", "constraints", "z0"}
 PLAYERS = {"u", "v"}
 NOISE_KEYS = {"sigma", "batch", "kind", "samples", "seed"}  # Problem.with_noise
-
-
-def _unknown(where: str, keys, allowed) -> None:
-    """Reject unknown keys, naming the closest valid one."""
-    import difflib
-
-    for key in sorted(set(keys) - set(allowed)):
-        close = difflib.get_close_matches(key, sorted(allowed), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"{where}: unknown key {key!r}{hint}; allowed: {sorted(allowed)}")
 
 
 def _integer(where: str, value, minimum: int) -> int:
@@ -65,7 +55,7 @@ def _integer(where: str, value, minimum: int) -> int:
 def check_run_section(where: str, run: dict) -> None:
     """[run]: known keys and strict types (a seed of 1.7 or every_iteration = "false" is refused,
     never bent)."""
-    _unknown(where, run, RUN_KEYS)
+    reject_unknown(where, run, RUN_KEYS)
     _integer(f"{where} iterations", run.get("iterations"), 0)
     if "seed" in run:
         _integer(f"{where} seed", run["seed"], 0)
@@ -110,7 +100,7 @@ def load_run_config(path: str | Path) -> dict:
         if not isinstance(cfg[sec], dict):
             raise ConfigError(f"{path}: [{sec}] must be a table, got {cfg[sec]!r}")
     check_run_section(f"{path}: [run]", cfg["run"])
-    _unknown(f"{path}: [output]", cfg.get("output", {}), OUTPUT_KEYS)
+    reject_unknown(f"{path}: [output]", cfg.get("output", {}), OUTPUT_KEYS)
     if "name" not in cfg["problem"]:
         raise ConfigError(f"{path}: [problem] needs name (an instance or a family)")
     if "name" not in cfg["algorithm"]:
@@ -138,12 +128,12 @@ def _constraint(spec, where):
 def build_problem(sec: dict, where: str = "[problem]"):
     from minmaxlab.problems import problem
 
-    _unknown(where, sec, PROBLEM_KEYS)
+    reject_unknown(where, sec, PROBLEM_KEYS)
     for key in ("params", "noise", "constraints"):
         if key in sec and not isinstance(sec[key], dict):
             raise ConfigError(f"{where}: {key} must be a table, got {sec[key]!r}")
-    _unknown(f"{where} constraints (players)", sec.get("constraints", {}), PLAYERS)
-    _unknown(f"{where} noise", sec.get("noise", {}), NOISE_KEYS)
+    reject_unknown(f"{where} constraints (players)", sec.get("constraints", {}), PLAYERS)
+    reject_unknown(f"{where} noise", sec.get("noise", {}), NOISE_KEYS)
     prob = problem(sec["name"], workers=sec.get("workers"), **sec.get("params", {}))
     if "noise" in sec:
         prob = prob.with_noise(**sec["noise"])

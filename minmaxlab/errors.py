@@ -21,6 +21,24 @@ class AlgorithmError(MinmaxlabError):
     """An algorithm parameter is invalid (eta <= 0, rounds < 0, unknown variant, ...)."""
 
 
+def did_you_mean(name, choices) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` to ``name``, or an empty string."""
+    import difflib
+
+    if not isinstance(name, str):
+        return ""
+    close = difflib.get_close_matches(str(name), sorted(map(str, choices)), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def reject_unknown(where: str, keys, allowed, what: str = "key") -> None:
+    """Raise a ConfigError for the first unknown key (in sorted order), naming the closest
+    allowed one: a typo such as ``seeed`` must never be silently ignored."""
+    for key in sorted({str(k) for k in keys} - set(allowed)):
+        raise ConfigError(f"{where}: unknown {what} {key!r}{did_you_mean(key, allowed)}; "
+                          f"allowed: {sorted(allowed)}")
+
+
 def read_toml(path, what: str) -> dict:
     """Parse a TOML file; a missing or malformed file is a ConfigError naming the file."""
     import tomllib

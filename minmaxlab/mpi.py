@@ -292,7 +292,7 @@ def run_mpi(problem: Problem, topology, algorithm: Algorithm, iterations: int, s
     input is invalid or the number of ranks does not divide the number of workers. An error on one
     rank during the run aborts the whole job with ``minmaxlab: rank R: <error>`` on stderr.
     """
-    from minmaxlab.simulate import _prepare
+    from minmaxlab.simulate import _prepare, check_run_options
 
     MPI = _mpi()
     comm = MPI.COMM_WORLD if comm is None else comm
@@ -302,6 +302,7 @@ def run_mpi(problem: Problem, topology, algorithm: Algorithm, iterations: int, s
         if not isinstance(problem, Problem):
             raise MinmaxlabError(f"run: problem must be a minmaxlab Problem, got "
                                  f"{type(problem).__name__}")
+        check_run_options(seed, every_iteration, blowup, record_iterates)
         m = check_ranks(problem.workers, ranks)
         fail_at = _fail_at(rank)
         setup = _prepare(problem, topology, algorithm, iterations, z0, record)

@@ -20,6 +20,7 @@ from minmaxlab.constraints import encode_pair
 from minmaxlab.errors import AlgorithmError, MinmaxlabError
 from minmaxlab.meta import provenance
 from minmaxlab.problems.base import Problem
+from minmaxlab.topology import TimeVarying, Topology
 
 _USER_KERNELS: dict[tuple[int, int, int], tuple] = {}
 _NOISE_IDS = {"none": K.NOISE_NONE, "gaussian": K.NOISE_GAUSSIAN, "finite_sum": K.NOISE_FINITE_SUM,
@@ -42,7 +43,8 @@ def worker_streams(seed: int, workers: int, offset: int = 0) -> np.ndarray:
 def record_points(iterations: int, record=None) -> np.ndarray:
     """Iterations at which metrics are recorded: log-spaced (default, about 60 points, always
     including 0 and the last), every iteration (``"all"``), ``n`` evenly spaced points
-    (``"linear:n"``), ``n`` log-spaced points, or a list."""
+    (``"linear:n"``), ``n`` log-spaced points, or a list. Points are whole iterations, so ``n``
+    asks for at most n points: those that round to the same iteration are recorded once."""
     if record is None:
         record = DEFAULT_RECORDS
     if isinstance(record, str):
@@ -109,6 +111,9 @@ class Trace:
 
 
 def _topology_arrays(topology, workers):
+    if not isinstance(topology, (Topology, TimeVarying)):
+        raise MinmaxlabError(f"run: topology must be a minmaxlab Topology or TimeVarying (e.g. "
+                             f"mml.topology('ring', {workers})), got {topology!r}")
     seq = topology.sequence if hasattr(topology, "sequence") else [topology]
     mats = [t.neighbors for t in seq]
     for t in seq:
@@ -129,6 +134,20 @@ def _topology_arrays(topology, workers):
 
 
 BACKENDS = ("simulator", "mpi")
+MAX_SEED = 2**63 - 1  # seeds are stored in int64 columns
+
+
+def check_run_options(seed, every_iteration, blowup, record_iterates) -> None:
+    """The run options that are not part of the run's set-up: strict types, so that a seed of 1.7
+    or every_iteration = "false" is refused instead of bent."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise MinmaxlabError(f"run: seed must be an integer in 0..2^63-1, got {seed!r}")
+    for name, value in (("every_iteration", every_iteration), ("record_iterates", record_iterates)):
+        if value is not None and not isinstance(value, (bool, np.bool_)):
+            raise MinmaxlabError(f"run: {name} must be True or False, got {value!r}")
+    if (isinstance(blowup, bool) or not isinstance(blowup, (int, float, np.integer, np.floating))
+            or not 0 < blowup < np.inf):
+        raise MinmaxlabError(f"run: blowup must be a positive finite number, got {blowup!r}")
 
 
 @dataclass
@@ -289,8 +308,9 @@ def run(problem: Problem, topology, algorithm: Algorithm, iterations: int, seed:
     under ``mpiexec``; rank 0 gets the Trace, the other ranks None). Both give the same
     trajectories.
     """
-    if backend not in BACKENDS:
+    if not isinstance(backend, str) or backend not in BACKENDS:
         raise MinmaxlabError(f"run: backend must be one of {BACKENDS}, got {backend!r}")
+    check_run_options(seed, every_iteration, blowup, record_iterates)
     if backend == "mpi":
         from minmaxlab.mpi import run_mpi
 
@@ -298,18 +318,19 @@ def run(problem: Problem, topology, algorithm: Algorithm, iterations: int, seed:
                        every_iteration=False if every_iteration is None else every_iteration,
                        blowup=blowup, record_iterates=record_iterates)
     every_iteration = True if every_iteration is None else bool(every_iteration)
-    s = _prepare(problem, topology, algorithm, iterations, z0, record)
-    M, d = s.M, s.d
-    X = s.X
-    Z = X.copy()
-    G = np.zeros((M, d))
-    Mom = np.zeros((M, d))
-    Vel = np.zeros((M, d))
-    Dprev = np.zeros((M, d))
-    state = worker_streams(seed, M)
+    try:
+        s = _prepare(problem, topology, algorithm, iterations, z0, record)
+        M, d = s.M, s.d
+        X = s.X
+        Z = X.copy()
+        G, Mom, Vel, Dprev = (np.zeros((M, d)) for _ in range(4))
+        state = worker_streams(seed, M)
+        out = np.full((s.record.shape[0] + 1, K.NCOL), np.nan)
+        traj = np.full((s.record.shape[0] + 1 if record_iterates else 0, d), np.nan)
+    except MemoryError as exc:
+        raise MinmaxlabError(f"run: not enough memory for {problem.workers} workers x dim "
+                             f"{problem.dim} over {iterations} iterations ({exc})") from None
     b1, b2, aeps = s.adam
-    out = np.full((s.record.shape[0] + 1, K.NCOL), np.nan)
-    traj = np.full((s.record.shape[0] + 1 if record_iterates else 0, d), np.nan)
     fid, P, A, S = s.kernel_data
     simulate = _kernels_for(problem)._simulate
     start = time.perf_counter()

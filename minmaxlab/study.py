@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from minmaxlab.config import atomic_write
-from minmaxlab.errors import ConfigError, read_toml
+from minmaxlab.errors import ConfigError, read_toml, reject_unknown
 from minmaxlab.meta import provenance
 from minmaxlab.results import (
     ResultWarning,
@@ -101,9 +101,7 @@ def load_study(path: str | Path, quick: bool = False, problem: str | None = None
     user's ``FILE.py:FUNCTION``) runs it on that game through its [user] section."""
     path = Path(path)
     raw = read_toml(path, "study file")
-    unknown = sorted(set(raw) - TOP_KEYS)
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(TOP_KEYS)}")
+    reject_unknown(str(path), raw, TOP_KEYS)
     for key in ("name", "grid"):
         if key not in raw:
             raise ConfigError(f"{path}: missing key {key!r}")
@@ -131,9 +129,9 @@ def load_study(path: str | Path, quick: bool = False, problem: str | None = None
         for key in ("claim", "analysis"):
             if key not in c:
                 raise ConfigError(f"{path}: claims[{k}] is missing {key!r}")
-        if c["analysis"] not in CLAIMS:
-            raise ConfigError(f"{path}: claims[{k}]: unknown analysis {c['analysis']!r}; "
-                              f"analyses: {sorted(CLAIMS)}")
+        if not isinstance(c["analysis"], str):
+            raise _type_error(path, f"claims[{k}].analysis", "a string", c["analysis"])
+        reject_unknown(f"{path}: claims[{k}]", [c["analysis"]], CLAIMS, what="analysis")
         CLAIMS[c["analysis"]].validate(path, k, c, experiment)
     controls = _check_controls(path, raw.get("controls", []), {c["claim"] for c in claims})
     user = raw.get("user")
@@ -153,10 +151,7 @@ def _check_controls(path, controls, claim_ids) -> list[dict]:
     seen = set()
     for k, c in enumerate(controls):
         where = f"controls[{k}]"
-        unknown = sorted(set(c) - CONTROL_KEYS)
-        if unknown:
-            raise ConfigError(f"{path}: {where} has unknown key(s) {unknown}; allowed: "
-                              f"{sorted(CONTROL_KEYS)}")
+        reject_unknown(f"{path}: {where}", c, CONTROL_KEYS)
         for key in ("name", "description"):
             if not isinstance(c.get(key), str):
                 raise _type_error(path, f"{where}.{key}", "a string", c.get(key))
@@ -179,9 +174,7 @@ def _check_controls(path, controls, claim_ids) -> list[dict]:
 def _check_user(path, user):
     if not isinstance(user, dict):
         raise _type_error(path, "user", "a table", user)
-    unknown = sorted(set(user) - USER_KEYS)
-    if unknown:
-        raise ConfigError(f"{path}: [user] has unknown key(s) {unknown}; allowed: {sorted(USER_KEYS)}")
+    reject_unknown(f"{path}: [user]", user, USER_KEYS)
     if "problems" not in user:
         raise ConfigError(f"{path}: [user] needs problems (tables with name = \"{{problem}}\")")
     req = user.get("requires", [])
@@ -227,9 +220,7 @@ def missing_requirements(prob, requires) -> list[str]:
 
 
 def _check_grid(path, where, grid, complete):
-    unknown = sorted(set(grid) - GRID_KEYS)
-    if unknown:
-        raise ConfigError(f"{path}: [{where}] has unknown key(s) {unknown}; allowed: {sorted(GRID_KEYS)}")
+    reject_unknown(f"{path}: [{where}]", grid, GRID_KEYS)
     if complete:
         for key in ("problems", "topologies", "algorithms", "seeds", "iterations"):
             if key not in grid:

@@ -38,7 +38,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import ArpackError, LinearOperator, eigsh, splu
 
-from minmaxlab.errors import TopologyError
+from minmaxlab.errors import TopologyError, did_you_mean
 
 __all__ = [
     "BUILDERS",
@@ -239,9 +239,10 @@ def available_rules() -> list[str]:
 
 
 def _rule(rule) -> Callable:
-    if rule not in WEIGHT_RULES:
+    if not isinstance(rule, str) or rule not in WEIGHT_RULES:
         raise TopologyError(
-            f"unknown weight rule {rule!r}; allowed rules: {', '.join(available_rules())}"
+            f"unknown weight rule {rule!r}{did_you_mean(rule, WEIGHT_RULES)}; allowed rules: "
+            f"{', '.join(available_rules())}"
         )
     return WEIGHT_RULES[rule]
 
@@ -967,13 +968,17 @@ def topology(name: str, workers: int, rule: str | None = None, seed: int = 0, a4
     ``base`` of 'lazy'); anything else is an error. ``a4=False`` is required by, and only
     accepted with, a rule of ``VIOLATING_RULES`` (a W built to break A4 for a negative control).
     """
-    if name not in BUILDERS:
+    if not isinstance(name, str) or name not in BUILDERS:
         raise TopologyError(
-            f"unknown topology {name!r}; available topologies: {', '.join(available_topologies())}"
+            f"unknown topology {name!r}{did_you_mean(name, BUILDERS)}; available topologies: "
+            f"{', '.join(available_topologies())}"
         )
     workers = _check_workers(workers, name)
     seed = _as_int(seed, f"topology '{name}': seed", minimum=0)
     rule = "metropolis" if rule is None else rule
+    if not isinstance(rule, str):
+        raise TopologyError(f"topology '{name}': rule must be one of {available_rules()}, got "
+                            f"{rule!r}")
     if not isinstance(a4, bool):
         raise TopologyError(f"topology '{name}': a4 must be true or false, got {a4!r}")
     if rule in VIOLATING_RULES or not a4:
@@ -986,7 +991,8 @@ def topology(name: str, workers: int, rule: str | None = None, seed: int = 0, a4
         accepted = ", ".join(sorted(builder_keys | rule_keys)) or "none"
         raise TopologyError(
             f"topology '{name}' with rule '{rule}': unknown parameter(s) "
-            f"{', '.join(sorted(unknown))} (accepted: {accepted})"
+            f"{', '.join(sorted(unknown))}{did_you_mean(min(unknown), builder_keys | rule_keys)} "
+            f"(accepted: {accepted})"
         )
     G = builder(workers, seed, **{k: v for k, v in params.items() if k in builder_keys})
     rule_params = {k: v for k, v in params.items() if k in rule_keys}

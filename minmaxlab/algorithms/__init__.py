@@ -16,7 +16,7 @@ from typing import ClassVar
 import numpy as np
 
 from minmaxlab.algorithms import _kernels as K
-from minmaxlab.errors import AlgorithmError
+from minmaxlab.errors import AlgorithmError, did_you_mean
 from minmaxlab.topology import rounds_for_eps
 
 SCHEDULES = ("constant", "log", "eps")
@@ -296,14 +296,16 @@ def algorithm(name: str, **params) -> Algorithm:
     if name == "dposg_single":
         params.setdefault("variant", "single_exchange")
         name = "dposg"
-    if name not in ALGORITHMS:
-        raise AlgorithmError(f"unknown algorithm {name!r}; algorithms: "
+    if not isinstance(name, str) or name not in ALGORITHMS:
+        raise AlgorithmError(f"unknown algorithm {name!r}"
+                             f"{did_you_mean(name, [*ALGORITHMS, 'dposg_single'])}; algorithms: "
                              f"{sorted([*ALGORITHMS, 'dposg_single'])}")
     cls = ALGORITHMS[name]
     allowed = [f.name for f in fields(cls)]
     unknown = sorted(set(params) - set(allowed))
     if unknown:
-        raise AlgorithmError(f"{name}: unknown parameter(s) {unknown}; allowed: {allowed}")
+        raise AlgorithmError(f"{name}: unknown parameter(s) {unknown}"
+                             f"{did_you_mean(unknown[0], allowed)}; allowed: {allowed}")
     if "eta" in params and isinstance(params["eta"], list):
         params["eta"] = tuple(params["eta"])
     return cls(**params)

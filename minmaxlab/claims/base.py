@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from minmaxlab import rates
-from minmaxlab.errors import ConfigError
+from minmaxlab.errors import ConfigError, reject_unknown
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,7 @@ class Claim:
         if missing:
             raise ConfigError(f"{where} is missing {missing}")
         allowed = {"claim", "analysis", *self.required, *self.optional}
-        unknown = sorted(set(spec) - allowed)
-        if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+        reject_unknown(where, spec, allowed)
         if experiment not in self.experiments:
             raise ConfigError(f"{where} reads the runs of experiment {' or '.join(self.experiments)}"
                               f", but the study's experiment is {experiment!r}")

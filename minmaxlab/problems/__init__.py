@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minmaxlab.errors import ConfigError, ProblemError, read_toml
+from minmaxlab.errors import ConfigError, ProblemError, did_you_mean, read_toml
 from minmaxlab.problems.base import Noise, Problem
 from minmaxlab.problems.covariance import CovarianceWGAN
 from minmaxlab.problems.linear import (
@@ -116,9 +116,14 @@ def _build(family: str, label: str, workers, params: dict) -> Problem:
     allowed = family_params(family)
     unknown = sorted(set(params) - set(allowed))
     if unknown:
-        raise ProblemError(f"{label}: unknown parameter(s) {unknown} for family {family!r}; "
+        raise ProblemError(f"{label}: unknown parameter(s) {unknown}"
+                           f"{did_you_mean(unknown[0], allowed)} for family {family!r}; "
                            f"allowed: {allowed}")
-    return cls(workers=workers, name=label, **params)
+    try:
+        return cls(workers=workers, name=label, **params)
+    except MemoryError as exc:
+        raise ProblemError(f"{label}: not enough memory for workers = {workers} with "
+                           f"{params or 'the defaults'} ({exc})") from None
 
 
 def check_claims(prob: Problem, claimed: dict, where: str, rtol: float = 1e-5) -> None:
@@ -268,7 +273,8 @@ def problem(name_or_family: str, workers: int | None = None, **params) -> Proble
         return prob
     if key in FAMILIES:
         return _build(key, key, 1 if workers is None else workers, params)
-    raise ProblemError(f"unknown problem {key!r}; named instances: {sorted(files)}; "
+    raise ProblemError(f"unknown problem {key!r}{did_you_mean(key, [*files, *FAMILIES])}; "
+                       f"named instances: {sorted(files)}; "
                        f"families: {sorted(FAMILIES)}")
 
 
@@ -307,6 +313,11 @@ def certify(prob: Problem, pairs: int = 4000, points: int = 200, seed: int = 0) 
     the largest Jacobian norm at random points (``L_jacobian``; how tight L is), the smallest sampled
     Minty ratio (``r_sampled``), max ||F - mean F_i|| and ||F(z*)||.
     """
+    if not isinstance(prob, Problem):
+        raise ProblemError(f"certify: prob must be a minmaxlab Problem, got {type(prob).__name__}")
+    for name, value, low in (("pairs", pairs, 2), ("points", points, 1), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ProblemError(f"certify: {name} must be an integer >= {low}, got {value!r}")
     rng = np.random.default_rng(seed)
     Z1 = prob.sample_box(rng, pairs)
     # half the pairs are far apart, half are close (difference quotients near the Jacobian norm)

@@ -21,6 +21,7 @@ A problem is data. It holds
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,6 +57,21 @@ class Noise:
     batch: int = 1
     samples: int = 0
     shifts: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        if not isinstance(self.kind, str) or self.kind not in NOISE_KINDS:
+            raise ProblemError(f"Noise: kind must be one of {NOISE_KINDS}, got {self.kind!r}")
+        sigma_ok = isinstance(self.sigma, (int, float, np.integer, np.floating)) and not isinstance(
+            self.sigma, bool) and (self.sigma >= 0 or (self.kind == "sampled" and np.isnan(self.sigma)))
+        if not sigma_ok or self.sigma == np.inf:
+            raise ProblemError(f"Noise: sigma must be a finite number >= 0, got {self.sigma!r}")
+        for name, value, low in (("batch", self.batch, 1), ("samples", self.samples, 0)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ProblemError(f"Noise: {name} must be an integer >= {low}, got {value!r}")
+        if self.kind == "finite_sum" and (self.shifts is None or np.ndim(self.shifts) != 3
+                                          or np.shape(self.shifts)[1] != self.samples):
+            raise ProblemError("Noise: kind 'finite_sum' needs shifts of shape (workers, samples, "
+                               "dim); build it with Problem.with_noise(kind='finite_sum')")
 
     @property
     def variance(self) -> float:
@@ -115,8 +131,11 @@ def _try_compiled(name, what, call):
     """Call a user function through numba once; a typing error becomes one clear line."""
     try:
         call()
-    except Exception as exc:  # numba typing errors are long: summarize them
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except Exception as exc:  # numba typing errors are long: keep the line that says why
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # numba colours its messages
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        why = [ln for ln in lines if not ln.startswith(("Failed in", "During:", "File ", "^", ">"))]
+        first = (why or lines or [type(exc).__name__])[0]
         raise ProblemError(f"{name}: {what} could not be compiled or called by numba: {first}") from exc
 
 
@@ -267,17 +286,26 @@ class Problem:
 
     # ------------------------------------------------------------------ evaluation
     def _as_points(self, z) -> tuple[np.ndarray, bool]:
-        Z = np.asarray(z, dtype=np.float64)
+        try:
+            Z = np.asarray(z, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ProblemError(f"{self.name}: a point must be an array of {self.dim} numbers, "
+                               f"got {z!r}") from None
         single = Z.ndim == 1
-        Z = np.ascontiguousarray(Z.reshape(-1, self.dim) if single else Z)
-        if Z.ndim != 2 or Z.shape[1] != self.dim:
-            raise ProblemError(f"{self.name}: points must have {self.dim} coordinates, got {Z.shape}")
-        return Z, single
+        if Z.ndim not in (1, 2) or Z.shape[-1] != self.dim:
+            raise ProblemError(f"{self.name}: a point has shape ({self.dim},) and rows of points "
+                               f"(n, {self.dim}), got {Z.shape}")
+        return np.ascontiguousarray(Z.reshape(-1, self.dim)), single
+
+    def _worker(self, i) -> int:
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < self.workers:
+            raise ProblemError(f"{self.name}: worker index must be an integer in "
+                               f"0..{self.workers - 1}, got {i!r}")
+        return int(i)
 
     def F_i(self, i: int, z) -> np.ndarray:
         """Local operator of worker ``i`` at z (one point of shape (d,) or rows of shape (n, d))."""
-        if not 0 <= int(i) < self.workers:
-            raise ProblemError(f"{self.name}: worker index {i} outside 0..{self.workers - 1}")
+        i = self._worker(i)
         Z, single = self._as_points(z)
         if self._user_op is not None:
             out = np.empty_like(Z)
@@ -302,8 +330,11 @@ class Problem:
 
     def F_i_all(self, z) -> np.ndarray:
         """F_i(z) of every worker at one point z, as rows (M, d)."""
-        z = np.asarray(z, dtype=np.float64).reshape(self.dim)
-        return np.array([self.F_i(i, z) for i in range(self.workers)])
+        Z, single = self._as_points(z)
+        if not single:
+            raise ProblemError(f"{self.name}: F_i_all takes one point of shape ({self.dim},), "
+                               f"got {Z.shape}")
+        return np.array([self.F_i(i, Z[0]) for i in range(self.workers)])
 
     def F_mean_of_locals(self, z) -> np.ndarray:
         """(1/M) sum_i F_i(z), evaluated worker by worker (to compare with :meth:`F`)."""
@@ -336,8 +367,10 @@ class Problem:
         return lo + (hi - lo) * rng.random((n, self.dim))
 
     def split(self, z) -> tuple[np.ndarray, np.ndarray]:
-        z = np.asarray(z)
-        return z[..., : self.dim_u], z[..., self.dim_u :]
+        """(u, v) of one point or of rows of points."""
+        Z, single = self._as_points(z)
+        Z = Z[0] if single else Z
+        return Z[..., : self.dim_u], Z[..., self.dim_u :]
 
     # ------------------------------------------------------------------ noise
     def _natural_shifts(self):
@@ -368,9 +401,11 @@ class Problem:
         """
         if kind is None:
             kind = "none" if sigma in (None, 0, 0.0) else "gaussian"
-        if kind not in NOISE_KINDS:
+        if not isinstance(kind, str) or kind not in NOISE_KINDS:
             raise ProblemError(f"{self.name}: noise kind must be one of {NOISE_KINDS}, got {kind!r}")
         batch = self._check_positive(self.name, "batch", batch, integer=True)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ProblemError(f"{self.name}: seed must be an integer >= 0, got {seed!r}")
         if kind == "sampled" and not self.samples_own_batches:
             raise ProblemError(f"{self.name}: noise kind 'sampled' needs a problem that draws its own "
                                "mini-batches (a GAN or a data-driven family)")
@@ -512,6 +547,12 @@ class Problem:
         workers = cls._check_workers(name, workers)
         dim = cls._check_positive(name, "dim", dim, integer=True)
         L = cls._check_positive(name, "L", L)
+        if (not isinstance(box, (tuple, list)) or len(box) != 2
+                or not all(isinstance(b, (int, float, np.integer, np.floating))
+                           and not isinstance(b, bool) and np.isfinite(b) for b in box)
+                or not box[0] < box[1]):
+            raise ProblemError(f"{name}: box must be two finite numbers (lo, hi) with lo < hi, "
+                               f"got {box!r}")
         if not callable(operator):
             raise ProblemError(f"{name}: operator must be a function operator(i, z, out)")
         z = np.zeros(dim) if solution is None else np.asarray(solution, dtype=float)

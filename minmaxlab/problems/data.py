@@ -311,7 +311,7 @@ class _GroupLogistic(_DataProblem):
         rho = self._check_positive(name, "rho", rho)
         l2 = self._check_nonneg(name, "l2", l2)
         box = self._check_positive(name, "box", box)
-        groups = groups or self.default_groups
+        groups = self.default_groups if groups is None else groups
         rng = np.random.default_rng([int(seed), 1202])
         X, y = D.load_dataset(dataset, label_column)
         tr, te = D.train_test(X.shape[0], test_fraction, rng)
