@@ -145,8 +145,7 @@ def _report_run(trace, paths, args) -> str:
 def cmd_mpi_calibrate(args) -> int:
     from minmaxlab.mpi import calibrate
 
-    rounds = [int(x) for x in args.rounds.split(",")] if args.rounds else [1, 3]
-    calibrate(workers=args.workers, dim=args.dim, iterations=args.iterations, rounds=rounds,
+    calibrate(workers=args.workers, dim=args.dim, iterations=args.iterations, rounds=args.rounds,
               seconds=args.seconds)
     return 0
 
@@ -164,7 +163,7 @@ def cmd_bench(args) -> int:
 
         print(format_data(bench_data(quick=args.quick, progress=lambda m: print(m, flush=True))))
         return 0
-    names = args.only.split(",") if args.only else ("W1", "W2", "W3")
+    names = args.only or ("W1", "W2", "W3")
     rows = bench(names, quick=args.quick, progress=lambda m: print(m, flush=True))
     print()
     print(format_rows(rows))
@@ -198,7 +197,7 @@ def cmd_verify(args) -> int:
     print(f"minmaxlab verify: the {'full' if args.full else 'quick'} studies, claim by claim "
           f"(report in {args.out}/)", flush=True)
     res = verify(quick=not args.full, out=args.out, jobs=args.jobs, progress=not args.no_progress,
-                 only=args.only.split(",") if args.only else None,
+                 only=args.only,
                  echo=lambda m: print(m, flush=True), problem=args.problem)
     return EXIT_FAILED if res["failed"] else EXIT_OK
 
@@ -217,6 +216,60 @@ PROBLEM_HELP = ("a user's game, FILE.py:FUNCTION or pkg.module:FUNCTION, where F
                 "seed) returns a Problem: every applicable claim runs on it")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments end in one line naming the argument, with exit code 2 (argparse would print
+    the whole usage first)."""
+
+    def error(self, message):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _count(text: str) -> int:
+    """An integer >= 1 (workers, jobs, pairs, iterations)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _names(text: str) -> list[str]:
+    """A comma-separated list of names, none of them empty."""
+    names = [n.strip() for n in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    return names
+
+
+def _counts(text: str) -> list[int]:
+    """A comma-separated list of integers >= 0 (gossip rounds)."""
+    try:
+        values = [int(n) for n in text.split(",")]
+    except ValueError:
+        values = [-1]
+    if any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 0, got {text!r}")
+    return values
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _path(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return text
+
+
 def _own_version() -> str:
     from minmaxlab import __version__
 
@@ -224,7 +277,7 @@ def _own_version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="minmaxlab",
         description="Verify decentralized optimistic min-max theory (DPOSG and baselines).",
         epilog=EXIT_CODES,
@@ -233,18 +286,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("info", help="versions, the problem catalog and the topology table")
-    p.add_argument("--workers", type=int, default=16, help="workers for the topology table")
+    p.add_argument("--workers", type=_count, default=16, help="workers for the topology table")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("problems", help="list the named problem instances with their constants")
     p.add_argument("--certify", action="store_true", help="also measure the constants by sampling")
-    p.add_argument("--pairs", type=int, default=4000, help="random pairs per instance (--certify)")
+    p.add_argument("--pairs", type=_count, default=4000, help="random pairs per instance (--certify)")
     p.set_defaults(func=cmd_problems)
 
     p = sub.add_parser("topology", help="spectral quantities of one topology")
     p.add_argument("name", help="ring, path, torus, complete, star, hypercube, exponential, "
                                 "erdos_renyi, expander")
-    p.add_argument("--workers", "-M", type=int, required=True)
+    p.add_argument("--workers", "-M", type=_count, required=True)
     p.add_argument("--rule", help="weight rule: metropolis, maxdegree, lazy")
     p.add_argument("--seed", type=int)
     p.add_argument("--param", action="append", metavar="KEY=VALUE",
@@ -253,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run one configuration from a TOML file")
     p.add_argument("file", help="run file (see minmaxlab/config.py for the format)")
-    p.add_argument("--out", help="output table (.csv or .parquet); metadata goes beside it (.json)")
+    p.add_argument("--out", type=_path,
+                   help="output table (.csv or .parquet); metadata goes beside it (.json)")
     p.add_argument("--backend", choices=("simulator", "mpi"), default="simulator",
                    help="simulator (default) or mpi: one MPI rank per block of workers, launched "
                         "with mpiexec -n R (R must divide the number of workers)")
@@ -261,12 +315,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("mpi-calibrate", help="under mpiexec: measure latency and bandwidth between "
                                              "ranks, then DPOSG's communication vs the cost model")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=_count, default=None,
                    help="workers of the DPOSG run (default 16, or 4 per rank)")
-    p.add_argument("--dim", type=int, default=20, help="model size d of the DPOSG run")
-    p.add_argument("--iterations", type=int, default=2000, help="iterations of the DPOSG run")
-    p.add_argument("--rounds", default="1,3", help="gossip rounds to time, comma-separated")
-    p.add_argument("--seconds", type=float, default=0.2,
+    p.add_argument("--dim", type=_count, default=20, help="model size d of the DPOSG run")
+    p.add_argument("--iterations", type=_count, default=2000, help="iterations of the DPOSG run")
+    p.add_argument("--rounds", type=_counts, default=[1, 3],
+                   help="gossip rounds to time, comma-separated")
+    p.add_argument("--seconds", type=_positive, default=0.2,
                    help="seconds of ping-pong per message size and pair")
     p.set_defaults(func=cmd_mpi_calibrate)
 
@@ -274,16 +329,16 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EXIT_CODES)
     p.add_argument("--problem", help=PROBLEM_HELP)
     p.add_argument("--full", action="store_true", help="the full versions (minutes)")
-    p.add_argument("--out", default="report", help="report folder (default: report/)")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
-    p.add_argument("--only", help="comma-separated study names")
+    p.add_argument("--out", type=_path, default="report", help="report folder (default: report/)")
+    p.add_argument("--jobs", type=_count, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--only", type=_names, help="comma-separated study names")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("paper", help="rebuild the paper figures and tables from saved results")
-    p.add_argument("--results", default=None, help="results folder (default: results/ or "
+    p.add_argument("--results", type=_path, default=None, help="results folder (default: results/ or "
                                                    "report/results/)")
-    p.add_argument("--out", default=None, help="output folder (default: paper/figures/)")
+    p.add_argument("--out", type=_path, default=None, help="output folder (default: paper/figures/)")
     p.set_defaults(func=cmd_paper)
 
     p = sub.add_parser("study", help="run a study (a grid of runs) and check its claims",
@@ -292,14 +347,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="study file, e.g. studies/rate_vs_iterations.toml, or the name of a "
                                 "study that ships with the package, e.g. rate_vs_iterations")
     p.add_argument("--quick", action="store_true", help="the quick version (seconds)")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
-    p.add_argument("--out", default=None, help="results folder (default: results/)")
+    p.add_argument("--jobs", type=_count, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--out", type=_path, default=None, help="results folder (default: results/)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("bench", help="time the engine against a plain-numpy reference")
     p.add_argument("--quick", action="store_true", help="few iterations (a smoke test)")
-    p.add_argument("--only", help="comma-separated workloads, e.g. W1,W2")
+    p.add_argument("--only", type=_names, help="comma-separated workloads, e.g. W1,W2")
     p.add_argument("--gan", action="store_true", help="the GAN path: oracle throughput and the "
                                                       "8-Gaussians training goal")
     p.add_argument("--data", action="store_true", help="robust regression (20 workers, 123 features, "
@@ -310,7 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a bad argument (already reported)
+        return exc.code
     try:
         return args.func(args)
     except MinmaxlabError as exc:

@@ -77,14 +77,20 @@ def check_output_path(path) -> Path:
                               "(pip install pyarrow), or use .csv")
     if path.is_dir():
         raise ConfigError(f"output path {path} is a folder; give a file name ending in .csv")
+    writable_folder(path.parent, "output folder")
+    return path
+
+
+def writable_folder(folder, what: str) -> Path:
+    """Before any work: ``folder`` exists (it is made if needed) and a file can be written in it."""
+    folder = Path(folder)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=path.parent, prefix=".probe.", delete=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".probe.", delete=True)
         probe.close()
     except OSError as exc:
-        raise ConfigError(f"output folder {path.parent} is not writable: "
-                          f"{exc.strerror or exc}") from None
-    return path
+        raise ConfigError(f"{what} {folder} is not writable: {exc.strerror or exc}") from None
+    return folder
 
 
 def load_run_config(path: str | Path) -> dict:

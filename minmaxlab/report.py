@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from minmaxlab.errors import ConfigError
+from minmaxlab.config import writable_folder
+from minmaxlab.errors import ConfigError, did_you_mean
 from minmaxlab.meta import provenance
 from minmaxlab.shipped import study_files
 
@@ -141,14 +142,18 @@ def verify(quick: bool = True, out: str | Path = "report", jobs: int | None = No
     from minmaxlab.rates import verdict_table
     from minmaxlab.study import load_study, run_study
 
-    out = Path(out)
     start = time.perf_counter()
     files = study_files()
-    if only:
+    if only is not None:
+        unknown = sorted(set(only) - {f.stem for f in files})
+        if unknown or not only:
+            raise ConfigError(f"--only: no study named {unknown or only}"
+                              f"{did_you_mean(unknown[0], [f.stem for f in files]) if unknown else ''}"
+                              f"; studies: {', '.join(f.stem for f in files)}")
         files = [f for f in files if f.stem in only]
-        if not files:
-            raise ConfigError(f"--only: no study named {only}; studies: "
-                              f"{', '.join(f.stem for f in study_files())}")
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ConfigError(f"jobs must be an integer >= 1 (worker processes), got {jobs!r}")
+    out = writable_folder(out, "report folder")
     if problem is not None:
         from minmaxlab.problems import is_user_problem, user_problem
 
@@ -339,8 +344,8 @@ def paper(results: str | Path | None = None, out: str | Path | None = None, echo
     if not results.is_dir():
         raise ConfigError(f"no results folder {results}: run `minmaxlab verify` or "
                           "`minmaxlab study ...` first, or pass --results DIR")
-    out = Path(out) if out else Path("paper") / "figures"  # beside the results, never in the package
-    out.mkdir(parents=True, exist_ok=True)  # studies without claims draw no figure
+    # beside the results, never in the package; made even when no study has a figure to draw
+    out = writable_folder(Path(out) if out else Path("paper") / "figures", "figures folder")
     folders = sorted(p for p in results.iterdir() if (p / "study.json").exists())
     if not folders:
         raise ConfigError(f"{results} holds no study results (folders with study.json)")

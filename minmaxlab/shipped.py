@@ -12,7 +12,7 @@ import importlib.resources
 import os
 from pathlib import Path
 
-from minmaxlab.errors import ConfigError
+from minmaxlab.errors import ConfigError, did_you_mean
 
 KINDS = {"problems": "minmaxlab.shipped_problems", "studies": "minmaxlab.shipped_studies"}
 
@@ -54,4 +54,11 @@ def find_study(name_or_path: str | Path) -> Path:
     if path.exists() or path.suffix == ".toml" and path.parent != Path("."):
         return path
     shipped = studies_dir() / f"{path.stem}.toml"
-    return shipped if shipped.exists() else path
+    if shipped.exists():
+        return shipped
+    if path.suffix != ".toml":  # a name: say which shipped study it may have meant
+        names = [f.stem for f in study_files()]
+        starts = [n for n in names if n.startswith(path.stem)]
+        hint = f" (did you mean {starts[0]!r}?)" if len(starts) == 1 else did_you_mean(path.stem, names)
+        raise ConfigError(f"study file not found: {path}{hint}; shipped studies: {', '.join(names)}")
+    return path

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from minmaxlab.config import atomic_write
+from minmaxlab.config import atomic_write, writable_folder
 from minmaxlab.errors import ConfigError, read_toml, reject_unknown
 from minmaxlab.meta import provenance
 from minmaxlab.results import (
@@ -602,7 +602,9 @@ def run_study(study: Study, out=None, jobs: int | None = None, progress: bool = 
               analyse: bool = True) -> StudyResult:
     """Run every unfinished cell of ``study`` (in ``jobs`` processes), then analyse the claims."""
     start = time.perf_counter()
-    folder = results_folder(study, out)
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ConfigError(f"jobs must be an integer >= 1 (worker processes), got {jobs!r}")
+    folder = writable_folder(results_folder(study, out), "results folder")
     why = user_requirements(study)
     if why:
         return StudyResult(study, folder, pd.DataFrame(), _not_applicable(study, why), {}, 0, 0,
@@ -623,7 +625,7 @@ def run_study(study: Study, out=None, jobs: int | None = None, progress: bool = 
     if others:
         warnings.warn(f"{folder}: reusing {skipped} finished run(s), some written by "
                       f"{'; '.join(others)}", ResultWarning, stacklevel=2)
-    jobs = jobs or os.cpu_count() or 1
+    jobs = jobs if jobs is not None else os.cpu_count() or 1
     bar = None
     if progress and todo:
         from tqdm import tqdm

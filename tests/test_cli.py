@@ -68,3 +68,53 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, file_text, mes
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+# Bad command lines: each ends in exit code 2 and one line on stderr, before any work is done
+# ("{d}" a folder, "{file}" a plain file, "{run}" a valid run file).
+CLI_CASES = [
+    [], ["nonsense"], ["run"], ["run", "/nonexistent.toml"], ["run", "{d}"],
+    ["run", "{run}", "--backend", "gpu"], ["run", "{run}", "--out", "{d}/x.txt"],
+    ["run", "{run}", "--out", "{file}/x.csv"], ["run", "{run}", "--out", "{d}"],
+    ["run", "{run}", "--out", "/proc/x.csv"], ["run", "{run}", "--out", ""],
+    ["run", "{run}", "--out", "{d}/x.parquet.csv.tmp"], ["run", "{run}", "--bogus"],
+    ["run", "{run}", "{run}"], ["topology"], ["topology", "rign"], ["topology", "ring"],
+    ["topology", "ring", "-M", "x"], ["topology", "ring", "-M", "-4"],
+    ["topology", "ring", "-M", "4", "--rule", "fancy"], ["topology", "ring", "-M", "4", "--seed", "-1"],
+    ["topology", "ring", "-M", "4", "--seed", "1.5"], ["topology", "ring", "-M", "4", "--param", "p"],
+    ["topology", "erdos_renyi", "-M", "4", "--param", "p=abc"],
+    ["topology", "erdos_renyi", "-M", "4", "--param", "q=0.3"],
+    ["topology", "ring", "-M", "10000000000000"], ["topology", "hypercube", "-M", "6"],
+    ["problems", "--pairs", "0", "--certify"], ["problems", "--pairs", "x"], ["problems", "extra"],
+    ["info", "--workers", "0"], ["info", "--workers", "abc"], ["verify", "--only", "nosuchstudy"],
+    ["verify", "--only", ""], ["verify", "--only", ",,"],
+    ["verify", "--only", "consensus_vs_rounds,nosuch"], ["verify", "--only", "consensus_vs_round"],
+    ["verify", "--jobs", "0"], ["verify", "--jobs", "-2"], ["verify", "--jobs", "x"],
+    ["verify", "--problem", "nosuch.py:f"], ["verify", "--problem", "x"],
+    ["verify", "--problem", "os:getcwd"], ["verify", "--out", "{file}"], ["verify", "--out", "/proc/sub"],
+    ["study", "noise_floor_vs_batch_and_workers", "--out", "/proc/sub"], ["paper", "--out", "/proc/sub"],
+    ["study"], ["study", "/nonexistent.toml"], ["study", "nosuchstudy"], ["study", "{d}"],
+    ["study", "{run}"], ["study", "noise_floo", "--jobs", "0"],
+    ["study", "noise_floor_vs_batch_and_workers", "--out", "{file}"],
+    ["study", "noise_floor_vs_batch_and_workers", "--problem", "nosuch.py:f"], ["study", "noise_floo"],
+    ["paper", "--results", "/nonexistent"], ["paper", "--results", "{file}"], ["paper", "--results", "{d}"],
+    ["paper", "--out", "{file}"], ["bench", "--only", "W9"], ["bench", "--only", ""],
+    ["bench", "--only", "W1,,W2"], ["mpi-calibrate", "--workers", "0"], ["mpi-calibrate", "--dim", "-1"],
+    ["mpi-calibrate", "--rounds", "a,b"], ["mpi-calibrate", "--seconds", "-1"],
+    ["mpi-calibrate", "--iterations", "0"], ["mpi-calibrate", "--rounds", "-1"],
+]
+
+@pytest.mark.parametrize("args", CLI_CASES, ids=lambda a: " ".join(a) or "(none)")
+def test_bad_command_line_is_one_line_and_exit_2(tmp_path, capsys, args):
+    run = tmp_path / "good.toml"
+    run.write_text('[problem]\nname="minty_bowl"\nworkers=4\n[topology]\nname="ring"\n'
+                   '[algorithm]\nname="dposg"\neta=0.05\n[run]\niterations=20\n')
+    (tmp_path / "afile").write_text("x")
+    subs = {"{d}": str(tmp_path), "{file}": str(tmp_path / "afile"), "{run}": str(run)}
+    for key, value in subs.items():
+        args = [a.replace(key, value) for a in args]
+    code = main(args)
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert code == 2, captured.out[-300:]
+    assert len(err.splitlines()) == 1 and "error" in err and "Traceback" not in err
