@@ -108,3 +108,24 @@ def plot_distinct(ax, curves, plot: str = "loglog") -> None:
             label = f"{label} (= {same})"
         getattr(ax, plot)(x, y, label=label, **kw)
         drawn.append((label.split(" (= ")[0], x, y))
+
+
+def over_seeds(frame, x: str, y: str):
+    """(median, low, high, seeds): the median over seeds of ``y`` at each ``x`` and the band from
+    the smallest to the largest seed (with a handful of seeds, quantiles would pretend a precision
+    they do not have). ``seeds`` is the number of values behind each point (at most)."""
+    grouped = frame.groupby(x)[y]
+    return grouped.median(), grouped.min(), grouped.max(), int(grouped.size().max())
+
+
+def band(ax, low, high, color, seeds: int) -> None:
+    """The seed band under a median curve; nothing for a single seed."""
+    if seeds > 1:
+        ax.fill_between(low.index, low.to_numpy(), high.to_numpy(), color=color, alpha=0.15, lw=0)
+
+
+def band_legend(ax, seeds: int) -> None:
+    """One legend entry saying what the curves and bands are."""
+    if seeds > 1:
+        ax.fill_between([], [], [], color="k", alpha=0.15, lw=0,
+                        label=f"median over {seeds} seeds; band: smallest to largest")

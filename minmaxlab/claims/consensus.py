@@ -86,18 +86,19 @@ def figure(pts, table, folder):
     from minmaxlab import plotting as P
 
     fig, ax = P.new_figure("C2: steady-state consensus error vs gossip rounds t")
+    seeds = 1
     for k, ((name, M), g) in enumerate(pts.groupby(["topology", "workers"])):
-        med = g.groupby("rounds")["value"].median()
-        lo = g.groupby("rounds")["value"].min()
-        hi = g.groupby("rounds")["value"].max()
+        med, lo, hi, n = P.over_seeds(g, "rounds", "value")
+        seeds = max(seeds, n)
         c = P.COLORS[k % 10]
         rho = float(g["rho"].iloc[0])
         ax.semilogy(med.index, med.to_numpy(), "o-", color=c, ms=3,
                     label=f"{name} $M$={M} ($\\rho$={rho:.3f})")
-        ax.fill_between(med.index, lo.to_numpy(), hi.to_numpy(), color=c, alpha=0.15, lw=0)
+        P.band(ax, lo, hi, c, n)
         t = med.index.to_numpy(dtype=float)
         ax.semilogy(t, rho ** (2 * t) * med.iloc[-1] / rho ** (2 * t[-1]), "--", color=c, lw=0.8)
     ax.plot([], [], "k--", lw=0.8, label="$\\rho^{2t}$ slope (through the largest $t$)")
+    P.band_legend(ax, seeds)
     ax.set_xlabel("gossip rounds per iteration $t$")
     ax.set_ylabel("consensus error $\\frac{1}{M}\\sum_i \\|z_i - \\bar z\\|^2$")
     return P.finish(fig, ax)

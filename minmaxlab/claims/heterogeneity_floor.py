@@ -106,15 +106,19 @@ def figure(pts, table, folder):
 
     fig, ax = P.new_figure("C9: heterogeneity floor vs gossip rounds t")
     main = pts[pts["measure"] == "stationarity_workers"]
+    seeds = 1
     for k, ((name, M), g) in enumerate(main.groupby(["topology", "workers"])):
-        med = g.groupby("rounds")["value"].median()
+        med, lo, hi, n = P.over_seeds(g, "rounds", "value")
+        seeds = max(seeds, n)
         rho = float(g["rho"].iloc[0])
         c = P.COLORS[k % 10]
         ax.semilogy(med.index, med.to_numpy(), "o-", color=c, ms=3, label=f"{name} $M$={M} "
                     f"($\\rho$={rho:.3f})")
+        P.band(ax, lo, hi, c, n)
         t = med.index.to_numpy(dtype=float)
         ax.semilogy(t, med.iloc[-1] * rho ** (2 * (t - t[-1])), "--", color=c, lw=0.8)
     ax.plot([], [], "k--", lw=0.8, label="$(\\rho^t)^2$ (predicted)")
+    P.band_legend(ax, seeds)
     ax.set_xlabel("gossip rounds per iteration $t$")
     ax.set_ylabel("floor of $\\frac{1}{M}\\sum_i \\|F(z_i)\\|^2$")
     return P.finish(fig, ax)

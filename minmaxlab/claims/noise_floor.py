@@ -49,14 +49,18 @@ def figure(pts, table, folder):
     from minmaxlab import plotting as P
 
     fig, ax = P.new_figure("C4: noise floor vs total batch m*M")
+    seeds = 1
     for k, ((meas, M), g) in enumerate(pts.groupby(["measure", "workers"])):
-        med = g.groupby("mM")["value"].median()
+        med, lo, hi, n = P.over_seeds(g, "mM", "value")
+        seeds = max(seeds, n)
         ax.loglog(med.index, med.to_numpy(), "o" if meas.startswith("stationarity_l") else "s",
                   color=P.COLORS[k % 10], label=f"{meas}, M = {M}")
+        P.band(ax, lo, hi, P.COLORS[k % 10], n)
     main = pts[pts["measure"] != "stationarity_workers"]
     med = main.groupby("mM")["value"].median()
     x = np.array([med.index.min(), med.index.max()], dtype=float)
     ax.loglog(x, med.iloc[0] * med.index[0] / x, "k--", lw=1, label="slope $-1$ (predicted)")
+    P.band_legend(ax, seeds)
     P.count_axis(ax, pts["mM"].unique())
     ax.set_xlabel("per-worker batch $m$ $\\times$ workers $M$")
     ax.set_ylabel("steady-state stationarity")

@@ -120,16 +120,22 @@ def figure(pts, table, folder):
     from minmaxlab import plotting as P
 
     fig, ax = P.new_figure("C3: workers' stationarity, $\\sigma = 0$")
-    curves, bounds = [], []
+    curves, bounds, seeds = [], [], 1
     for k, ((prob, label), g) in enumerate(pts.groupby(["problem", "label"])):
         g = g[g["iteration"] > 0]
         c = P.COLORS[k % 10]
-        curves.append((f"{prob}: {label.split('[')[0]} (running min)", g["iteration"],
-                       g["min_stationarity_workers"], {"color": c}))
-        ax.loglog(g["iteration"], g["avg_stationarity_workers"], ":", color=c)
+        med, lo, hi, n = P.over_seeds(g, "iteration", "min_stationarity_workers")
+        seeds = max(seeds, n)
+        curves.append((f"{prob}: {label.split('[')[0]} (running min)", med.index, med.to_numpy(),
+                       {"color": c}))
+        P.band(ax, lo, hi, c, n)
+        avg = P.over_seeds(g, "iteration", "avg_stationarity_workers")[0]
+        ax.loglog(avg.index, avg.to_numpy(), ":", color=c)
         if "osg_bound" in g and g["osg_bound"].notna().any():
-            bounds.append((g["iteration"], g["osg_bound"], c))
+            bound = g.groupby("iteration")["osg_bound"].first()
+            bounds.append((bound.index, bound.to_numpy(), c))
     P.plot_distinct(ax, curves)
+    P.band_legend(ax, seeds)
     for x, y, c in bounds:
         ax.loglog(x, y, color=c, lw=3, alpha=0.2)
     ax.plot([], [], "k:", label="running average (dotted)")

@@ -80,13 +80,16 @@ def figure(pts, table, folder):
     from minmaxlab import plotting as P
 
     fig, ax = P.new_figure("C5: iterations to reach $\\varepsilon$ vs workers $M$ (best step size)")
-    curves = []
+    curves, seeds = [], 1
     for k, ((meas, eps), g) in enumerate(pts.groupby(["measure", "eps"])):
-        med = g.groupby("workers")["iterations_to_eps"].median()
+        med, lo, hi, n = P.over_seeds(g, "workers", "iterations_to_eps")
+        seeds = max(seeds, n)
         style = {"color": P.COLORS[k % 10], "ms": 3,
                  "marker": "s" if meas == "stationarity_workers" else "o"}
         curves.append((f"{meas}, $\\varepsilon$={eps:g}", med.index, med.to_numpy(), style))
+        P.band(ax, lo, hi, P.COLORS[k % 10], n)
     P.plot_distinct(ax, curves)
+    P.band_legend(ax, seeds)
     main = pts[pts["measure"] == "stationarity_local"]
     if len(main):
         med = main[main["eps"] == main["eps"].iloc[0]].groupby("workers")["iterations_to_eps"].median()
