@@ -27,3 +27,17 @@ def test_bench_quick_prints_three_ratios(capsys):
     for w in ("W1", "W2", "W3"):
         assert any(line.startswith(w) and "x" in line for line in out.splitlines())
     assert "peak MiB" in out and format_rows([]).startswith("    workload")
+
+
+@pytest.mark.slow
+def test_bench_gan_reaches_what_the_readme_says(capsys):
+    """The README quotes this command's training result (8/8 modes, 88% high quality): the run is
+    seeded, so the command must print exactly that (its timings are not checked)."""
+    from pathlib import Path
+
+    from minmaxlab.cli import main
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "reach 8/8 modes and 88% high-quality" in " ".join(readme.split())
+    assert main(["bench", "--gan"]) == 0
+    assert "modes 8/8, high-quality 88%" in capsys.readouterr().out

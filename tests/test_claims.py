@@ -3,6 +3,7 @@ fail), the control mechanics, and (slow) every shipped control failing on real r
 built-in instances and on the user's game shipped in problems/."""
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -315,6 +316,13 @@ def test_every_shipped_control_fails_and_the_decentralized_claims_pass(tmp_path)
         assert s.loc[claim, "verdict"] == "pass", claim
     rows = pd.read_csv(tmp_path / "rep" / "claims.csv")
     assert {"control", "control_verdict"} <= set(rows.columns)
+    # what the README says of this run: the wall-clock claim fails because DPOSG needs t = 16
+    # rounds to bring its 16 heterogeneous workers on a ring to eps (t = 8 never gets there)
+    wallclock = rows[rows["claim"] == "wallclock"]
+    assert (wallclock["verdict"] == "fail").all()
+    for reason in wallclock["reason"]:
+        assert re.search(r"dposg\[rounds=8,[^]]*\]: inf", reason), reason
+        assert re.search(r"dposg\[rounds=16,[^]]*\]: \d+", reason), reason
     controls = pd.read_csv(tmp_path / "rep" / "controls.csv")
     assert (controls["verdict"] == "fail").any()
 
