@@ -3,10 +3,10 @@
     [problem]                 # a named instance or a family, with overrides
     name = "minty_bowl"
     workers = 16
-    params = { dim = 20, seed = 0 }
+    params = { dim = 2, seed = 0 }
     noise = { sigma = 0.1, batch = 4 }          # optional: kind = "gaussian" | "finite_sum"
     constraints = { u = { ball = 1.0 } }        # optional: ball / box = [lo, hi] / simplex / l1
-    z0 = [0.8, 0.0]                             # optional start (default: a fixed point in the box)
+    z0 = [0.8, 0.0]                             # optional start, dim numbers (default: in the box)
 
     [topology]
     name = "ring"             # or matrix = [[...], ...], or edgelist = "file.txt"

@@ -153,3 +153,20 @@ def test_output_is_checked_before_the_run(tmp_path, monkeypatch, capsys):
     assert not ran
     assert main(["run", str(tmp_path)]) == 2
     assert "is a folder, not a TOML file" in capsys.readouterr().err
+
+
+def test_the_documented_run_file_runs_as_written(tmp_path, monkeypatch):
+    """The example at the top of minmaxlab/config.py (where the README sends its readers),
+    extracted and run through the command line."""
+    import textwrap
+
+    import minmaxlab.config as config
+    from minmaxlab.cli import main
+
+    example = textwrap.dedent(config.__doc__.split("\n\n", 1)[1])
+    assert example.lstrip().startswith("[problem]") and "[output]" in example
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "example.toml").write_text(example)
+    assert main(["run", "example.toml"]) == 0
+    frame = pd.read_csv(tmp_path / "results" / "minty_ring.csv")
+    assert frame["iteration"].iloc[-1] == 10000 and (frame["status"] == "ok").all()
