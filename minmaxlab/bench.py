@@ -159,6 +159,70 @@ def bench(names=("W1", "W2", "W3"), quick: bool = False, progress=print) -> list
     return rows
 
 
+@dataclass
+class JaxRow:
+    name: str
+    engine_s_per_iter: float
+    jax_s_per_iter: dict  # gossip form -> seconds per iteration
+    compile_s: dict  # gossip form -> seconds to compile
+    max_abs_diff: dict  # gossip form -> largest difference of the iterates from the engine's
+    goal: float = 2.0
+
+    @property
+    def best(self) -> str:
+        return min(self.jax_s_per_iter, key=self.jax_s_per_iter.get)
+
+    @property
+    def ratio(self) -> float:
+        """Best JAX seconds per iteration over the engine's (> 1: the engine is faster)."""
+        return self.jax_s_per_iter[self.best] / self.engine_s_per_iter
+
+
+def bench_jax(rows: list[BenchRow], quick: bool = False, progress=print) -> list[JaxRow]:
+    """The same workloads in JAX (:mod:`minmaxlab.jax_reference`), dense and stencil gossip, in
+    this process after the engine's rows were measured; compile times apart. A short exact-oracle
+    run checks that JAX computes the engine's iterates."""
+    import minmaxlab as mml
+    from minmaxlab import jax_reference as J
+    from minmaxlab.simulate import default_start
+
+    out = []
+    for row in rows:
+        dim, M, topo_name, rounds, it_eng, _, _ = WORKLOADS[row.name]
+        iterations = QUICK[row.name][0] if quick else it_eng
+        prob, topo, alg = _setup(row.name)
+        z0 = default_start(prob)
+        exact = prob.with_noise()
+        same = mml.run(exact, topo, alg, iterations=CHECK_ITERATIONS, z0=z0, record=2)
+        times, compiles, diffs = {}, {}, {}
+        for form in J.GOSSIP_FORMS:
+            progress(f"{row.name}: JAX, {form} gossip, {iterations} iterations ...")
+            t = J.time_run(prob, topo, rounds, ETA, SIGMA, form, z0, iterations)
+            times[form], compiles[form] = t["s_per_iter"], t["compile_s"]
+            X = J.final_iterate(exact, topo, rounds, ETA, form, z0, CHECK_ITERATIONS)
+            diffs[form] = float(np.max(np.abs(same.final_x - X)))
+        out.append(JaxRow(row.name, row.engine_s_per_iter, times, compiles, diffs))
+    return out
+
+
+def format_jax(rows: list[JaxRow]) -> str:
+    head = (f"{'':<4}{'engine us/it':>14}{'JAX dense':>12}{'JAX stencil':>13}{'best JAX/engine':>17}"
+            f"{'goal':>6}{'compile s (dense, stencil)':>28}{'max|dx| (dense, stencil)':>27}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        verdict = "met" if r.ratio >= r.goal else "MISSED"
+        lines.append(
+            f"{r.name:<4}{r.engine_s_per_iter * 1e6:>14.2f}{r.jax_s_per_iter['dense'] * 1e6:>12.2f}"
+            f"{r.jax_s_per_iter['stencil'] * 1e6:>13.2f}{r.ratio:>16.2f}x{r.goal:>5.0f}x"
+            f"{r.compile_s['dense']:>14.2f}, {r.compile_s['stencil']:<12.2f}"
+            f"{r.max_abs_diff['dense']:>13.1e}, {r.max_abs_diff['stencil']:<11.1e}  {verdict}")
+    lines.append("JAX: one jitted lax.fori_loop in float64, the same operator, noise level and "
+                 "per-iteration metrics; compile time excluded from us/it. The engine uses one "
+                 "thread; JAX uses what XLA gives it. max|dx| = largest difference of the iterates "
+                 f"from the engine's after {CHECK_ITERATIONS} exact-oracle iterations.")
+    return "\n".join(lines)
+
+
 def format_rows(rows: list[BenchRow]) -> str:
     head = (f"{'':<4}{'workload':<60}{'engine s/it':>13}{'numpy s/it':>13}{'ratio':>9}{'goal':>7}"
             f"{'updates/s':>12}{'peak MiB':>10}{'max|dx|':>10}")

@@ -164,9 +164,21 @@ def cmd_bench(args) -> int:
         print(format_data(bench_data(quick=args.quick, progress=lambda m: print(m, flush=True))))
         return 0
     names = args.only or ("W1", "W2", "W3")
+    if args.vs == "jax":
+        from minmaxlab import jax_reference
+
+        jax_reference.check_installed()  # before the engine's runs, not after
     rows = bench(names, quick=args.quick, progress=lambda m: print(m, flush=True))
+    jax_rows = None
+    if args.vs == "jax":
+        from minmaxlab.bench import bench_jax, format_jax
+
+        jax_rows = bench_jax(rows, quick=args.quick, progress=lambda m: print(m, flush=True))
     print()
     print(format_rows(rows))
+    if jax_rows:
+        print()
+        print(format_jax(jax_rows))
     return 0
 
 
@@ -355,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="time the engine against a plain-numpy reference")
     p.add_argument("--quick", action="store_true", help="few iterations (a smoke test)")
     p.add_argument("--only", type=_names, help="comma-separated workloads, e.g. W1,W2")
+    p.add_argument("--vs", choices=("jax",), help="also time a JAX implementation of the same "
+                                                  "runs (needs the bench extra: JAX)")
     p.add_argument("--gan", action="store_true", help="the GAN path: oracle throughput and the "
                                                       "8-Gaussians training goal")
     p.add_argument("--data", action="store_true", help="robust regression (20 workers, 123 features, "

@@ -41,3 +41,55 @@ def test_bench_gan_reaches_what_the_readme_says(capsys):
     assert "reach 8/8 modes and 88% high-quality" in " ".join(readme.split())
     assert main(["bench", "--gan"]) == 0
     assert "modes 8/8, high-quality 88%" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("topology, rounds", [("ring", 1), ("torus", 3)])
+def test_jax_reference_computes_the_engines_iterates(topology, rounds):
+    pytest.importorskip("jax")
+    from minmaxlab import jax_reference as J
+    from minmaxlab.simulate import default_start
+
+    prob = mml.problem("minty_bowl", workers=16, dim=6, seed=0)
+    topo = mml.topology(topology, 16)
+    # workers that start apart, so that the gossip matters to the iterates
+    z0 = default_start(prob) + np.linspace(-0.5, 0.5, 16)[:, None]
+    engine = mml.run(prob, topo, mml.DPOSG(eta=0.05, rounds=rounds), 40, z0=z0, record=2)
+    for form in J.GOSSIP_FORMS:
+        X = J.final_iterate(prob, topo, rounds, 0.05, form, z0, 40)
+        assert np.max(np.abs(X - engine.final_x)) < 1e-12, form
+    # a control: one gossip round fewer is a different method, and the check sees it
+    X = J.final_iterate(prob, topo, rounds + 1, 0.05, "stencil", z0, 40)
+    assert np.max(np.abs(X - engine.final_x)) > 1e-6
+
+
+def test_the_stencil_is_the_mixing_matrix():
+    from minmaxlab.jax_reference import neighbour_stencil
+
+    topo = mml.topology("erdos_renyi", 12, p=0.4, seed=3)
+    nbr, w = neighbour_stencil(topo)
+    Y = np.random.default_rng(0).standard_normal((12, 3))
+    assert np.allclose(np.einsum("mk,mkd->md", w, Y[nbr]), topo.W @ Y, atol=1e-15)
+
+
+def test_bench_vs_jax_without_jax_is_one_clear_line(monkeypatch, capsys):
+    import importlib.util
+
+    from minmaxlab.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "jax" else real(n, *a))
+    assert main(["bench", "--quick", "--only", "W1", "--vs", "jax"]) == 2
+    err = capsys.readouterr().err
+    assert "needs JAX" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_bench_vs_jax_prints_both_gossip_forms(capsys):
+    pytest.importorskip("jax")
+    from minmaxlab.cli import main
+
+    assert main(["bench", "--quick", "--only", "W1,W2", "--vs", "jax"]) == 0
+    out = capsys.readouterr().out
+    assert "JAX dense" in out and "best JAX/engine" in out
+    lines = [ln for ln in out.splitlines() if ln.startswith(("W1 ", "W2 ")) and "JAX" not in ln]
+    assert len(lines) == 4  # the numpy table and the JAX table, two workloads each
