@@ -80,6 +80,7 @@ from minmaxlab.algorithms import Algorithm
 from minmaxlab.algorithms import _kernels as K
 from minmaxlab.errors import MinmaxlabError
 from minmaxlab.problems.base import Problem
+from minmaxlab.runsetup import check_run_options, kernels_for, make_trace, prepare, worker_streams
 
 FAIL_ENV = "MINMAXLAB_MPI_FAIL_AT"
 
@@ -292,7 +293,6 @@ def run_mpi(problem: Problem, topology, algorithm: Algorithm, iterations: int, s
     input is invalid or the number of ranks does not divide the number of workers. An error on one
     rank during the run aborts the whole job with ``minmaxlab: rank R: <error>`` on stderr.
     """
-    from minmaxlab.simulate import _prepare, check_run_options
 
     MPI = _mpi()
     comm = MPI.COMM_WORLD if comm is None else comm
@@ -305,7 +305,7 @@ def run_mpi(problem: Problem, topology, algorithm: Algorithm, iterations: int, s
         check_run_options(seed, every_iteration, blowup, record_iterates)
         m = check_ranks(problem.workers, ranks)
         fail_at = _fail_at(rank)
-        setup = _prepare(problem, topology, algorithm, iterations, z0, record)
+        setup = prepare(problem, topology, algorithm, iterations, z0, record)
         lo, hi = rank * m, rank * m + m
         fid, P, A, S = block_data(problem, lo, hi)
         shifts = setup.shifts if problem.noise.kind != "finite_sum" else _split(
@@ -331,7 +331,6 @@ class _Rank:
 
     def __init__(self, MPI, comm, problem, topology, algorithm, setup, seed, every_iteration, blowup,
                  record_iterates, m, data, shifts, fail_at):
-        from minmaxlab.simulate import _kernels_for, worker_streams
 
         self.MPI, self.comm = MPI, comm
         self.rank, self.ranks = comm.Get_rank(), comm.Get_size()
@@ -342,7 +341,7 @@ class _Rank:
         self.m, self.lo = m, self.rank * m
         self.alg = algorithm.alg_id
         M, d = setup.M, setup.d
-        self.kern = _kernels_for(problem, offset=self.lo)
+        self.kern = kernels_for(problem, offset=self.lo)
         self.plan = _GossipPlan(setup.indptr, setup.indices, setup.weights, self.rank, self.ranks, m)
         # the block's state; X and Z are the first m rows of arrays that receive the neighbours' rows
         self.Xext = np.zeros((m + self.plan.halo, d))
@@ -552,7 +551,6 @@ class _Rank:
         return self._trace(status, k_last, per_rank, wall)
 
     def _trace(self, status, k_last, per_rank, wall):
-        from minmaxlab.simulate import _make_trace
 
         s = self.s
         M, d = s.M, s.d
@@ -571,7 +569,7 @@ class _Rank:
         }
         extra_spec = {"backend": "mpi", "ranks": self.ranks, "workers_per_rank": self.m,
                       "exact_average": "allgather, added in worker order", "timing": timing}
-        return _make_trace(self.problem, self.topology, self.algorithm, s, self.out, self.traj,
+        return make_trace(self.problem, self.topology, self.algorithm, s, self.out, self.traj,
                            self.row, status, k_last, X, Z, self.seed, self.every_iteration,
                            self.record_iterates, wall,
                            extra_columns={"compute_s_per_iter": self.times[:, 0],
@@ -671,8 +669,10 @@ def calibrate(comm=None, workers: int | None = None, dim: int = 20, iterations: 
     communication seconds per iteration with the prediction of
     :class:`minmaxlab.costmodel.CostModel` with the measured alpha and beta. Call on every rank;
     rank 0 prints (``echo``) and returns the results, the other ranks return None."""
-    import minmaxlab as mml
+    from minmaxlab.algorithms import DPOSG
     from minmaxlab.costmodel import CostModel
+    from minmaxlab.problems import problem
+    from minmaxlab.topology import topology
 
     MPI = _mpi()
     comm = MPI.COMM_WORLD if comm is None else comm
@@ -687,11 +687,11 @@ def calibrate(comm=None, workers: int | None = None, dim: int = 20, iterations: 
     fits = [fit_latency_bandwidth(pp["sizes"], pp["times"][p]) for p in range(ranks - 1)]
     alpha = float(np.median([f[0] for f in fits]))
     beta = float(np.median([f[1] for f in fits]))
-    prob = mml.problem("minty_bowl", workers=workers, dim=dim, seed=0).with_noise(sigma=0.1)
-    topo = mml.topology("ring", workers)
+    prob = problem("minty_bowl", workers=workers, dim=dim, seed=0).with_noise(sigma=0.1)
+    topo = topology("ring", workers)
     rows = []
     for t in rounds:
-        alg = mml.DPOSG(eta=0.05, rounds=int(t))
+        alg = DPOSG(eta=0.05, rounds=int(t))
         run_mpi(prob, topo, alg, iterations=20, record=2, comm=comm)  # warm-up (compiles or loads)
         tr = run_mpi(prob, topo, alg, iterations=iterations, record=2, comm=comm)
         if rank == 0:

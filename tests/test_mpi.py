@@ -243,13 +243,13 @@ def test_plans_driven_from_python_reproduce_the_simulator(alg):
     """The MPI backend's way to run an algorithm (its plan through _local_ops, communication in
     between) on one block of all workers, without MPI: bit-identical to _simulate."""
     from minmaxlab.algorithms import _kernels as K
-    from minmaxlab.simulate import _prepare, worker_streams
+    from minmaxlab.runsetup import prepare, worker_streams
 
     prob = mml.problem("minty_bowl_hetero", workers=8).with_noise(sigma=0.2, batch=2)
     topo = mml.topology_module.TimeVarying.one_peer_exponential(8) if alg.decentralized else \
         mml.topology("ring", 8)
     ref = mml.run(prob, topo, alg, iterations=25, seed=2)
-    s = _prepare(prob, topo, alg, 25, None, None)
+    s = prepare(prob, topo, alg, 25, None, None)
     X, M, d = s.X.copy(), s.M, s.d
     Z, G, tmp = X.copy(), np.zeros((M, d)), np.zeros((M, d))
     fid, P, A, S = prob.kernel_data
