@@ -132,6 +132,21 @@ def topology_arrays(topology, workers):
 
 
 BACKENDS = ("simulator", "mpi")
+QUADRATIC_METRICS_WORKERS = 64  # from here on, M^2 operator calls per iteration dominate a run
+
+
+def warn_quadratic_metrics(problem: Problem, every_iteration: bool) -> None:
+    """A user operator without a mean operator makes the exact metrics cost M^2 + M operator
+    calls per recorded point (F at each worker's point is the mean of all M local operators);
+    with metrics at every iteration and many workers, say so once per run."""
+    M = problem.workers
+    if (problem.user_operator is not None and problem.mean_operator is None and every_iteration
+            and M >= QUADRATIC_METRICS_WORKERS):
+        import warnings
+
+        warnings.warn(f"{problem.name}: exact metrics at every iteration cost M^2 + M = {M * M + M} "
+                      "operator calls per iteration; pass mean_operator= to Problem.from_operator "
+                      "(M + 1 calls) or every_iteration=False", RuntimeWarning, stacklevel=3)
 MAX_SEED = 2**63 - 1  # seeds are stored in int64 columns
 
 

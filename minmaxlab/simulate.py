@@ -25,6 +25,7 @@ from minmaxlab.runsetup import (  # noqa: F401 (public names of a run, re-export
     make_trace,
     prepare,
     record_points,
+    warn_quadratic_metrics,
     worker_streams,
 )
 
@@ -57,6 +58,7 @@ def run(problem: Problem, topology, algorithm: Algorithm, iterations: int, seed:
                        every_iteration=False if every_iteration is None else every_iteration,
                        blowup=blowup, record_iterates=record_iterates)
     every_iteration = True if every_iteration is None else bool(every_iteration)
+    warn_quadratic_metrics(problem, every_iteration)
     try:
         s = prepare(problem, topology, algorithm, iterations, z0, record)
         M, d = s.M, s.d

@@ -509,3 +509,28 @@ def test_user_problem_bad_dim_u_and_mean_operator():
         mml.Problem.from_operator(_hetero_op, dim=2, workers=3, L=2.0, dim_u=5)
     with pytest.raises(mml.ProblemError, match="mean_operator"):
         mml.Problem.from_operator(_hetero_op, dim=2, workers=3, L=2.0, mean_operator=3)
+
+
+def test_quadratic_metrics_of_a_user_operator_are_announced():
+    import warnings
+
+    def op(i, z, out):
+        out[0] = z[1] + 0.01 * i
+        out[1] = -z[0]
+
+    def mean_op(z, out):
+        out[0] = z[1] + 0.01 * 31.5
+        out[1] = -z[0]
+
+    M = 64
+    topo, alg = mml.topology("ring", M), mml.DPOSG(eta=0.05, rounds=1)
+    plain = mml.Problem.from_operator(op, dim=2, workers=M, L=1.0)
+    with pytest.warns(RuntimeWarning, match="M\\^2 \\+ M = 4160 operator calls"):
+        mml.run(plain, topo, alg, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mml.run(plain, topo, alg, 3, every_iteration=False)  # metrics at a few points only
+        with_mean = mml.Problem.from_operator(op, dim=2, workers=M, L=1.0, mean_operator=mean_op)
+        mml.run(with_mean, topo, alg, 3)
+        few = mml.Problem.from_operator(op, dim=2, workers=8, L=1.0)
+        mml.run(few, mml.topology("ring", 8), alg, 3)
