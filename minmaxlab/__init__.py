@@ -3,6 +3,10 @@
 import importlib as _importlib
 
 from minmaxlab import _cache
+
+# numba picks a kernel's cache locator when the kernel is defined: before the kernel modules below
+_cache.register()
+
 from minmaxlab.algorithms import (
     ALGORITHMS,
     CPOSG,
@@ -27,8 +31,6 @@ from minmaxlab.problems import FAMILIES, Noise, Problem, certify, problem
 from minmaxlab.problems.data import accuracy
 from minmaxlab.simulate import Trace, run
 from minmaxlab.topology import TimeVarying, Topology, topology
-
-_cache.guard()  # before any kernel loads from numba's disk cache (kernels load at their first call)
 
 # `minmaxlab.topology` is the builder function; the module stays reachable under this name
 topology_module = _importlib.import_module("minmaxlab.topology")

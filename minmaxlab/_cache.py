@@ -1,24 +1,31 @@
-"""A guard for numba's disk cache of the package's kernels.
+"""numba's disk cache for the package's kernels, stamped with every kernel source of the package.
 
 numba invalidates a cached kernel only when its own source file changes, but a cached kernel
 carries the compiled code of the kernels it calls, which may live in other files (the engine's
 ``_simulate`` inlines the operators of ``minmaxlab/_datakernels.py``, say). After an edit or an
-upgrade, a stale caller would keep running the old callee. :func:`guard` keeps one stamp over every
-source file of the package that uses numba and, when it changes, deletes the package's cached
-kernels so that they are compiled again. It runs once per import and costs a hash of the sources
-(about a millisecond).
+upgrade, a stale caller would keep running the old callee. So the package's kernels are cached
+by locators whose source stamp is the file's own stamp *and* a digest of every source file of the
+package that uses numba: any such edit invalidates all of them, and numba recompiles each kernel
+at its next call and overwrites the stale entry. Nothing is deleted, and nothing is read before a
+kernel is first cached or loaded (the digest, about a millisecond, is computed once per process).
+
+:func:`register` puts the locators in front of numba's own; it must run before the kernel
+modules are imported (numba picks a kernel's locator when the kernel is decorated), which is why
+the package's ``__init__`` calls it first. Files outside the package keep numba's locators.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import os
 from pathlib import Path
 
-STAMP = "kernels.stamp"
+from numba.core import caching
+
+ROOT = Path(__file__).resolve().parent
 
 
-def _digest(root: Path) -> str:
+def source_digest(root: Path = ROOT) -> str:
     """Hash of the package's source files that use numba (edits elsewhere keep the cache)."""
     h = hashlib.sha256()
     for f in sorted(root.rglob("*.py")):
@@ -29,23 +36,47 @@ def _digest(root: Path) -> str:
     return h.hexdigest()
 
 
-def guard(root: Path | None = None) -> bool:
-    """Delete the cached kernels under ``root`` (default: the package) if any source changed since
-    the last call; returns True if it deleted them. Failures (a read-only install) are ignored:
-    numba then keeps its own cache rules."""
-    root = Path(__file__).parent if root is None else Path(root)
+@functools.lru_cache(maxsize=8)
+def _digest_once(root: Path) -> str:
+    return source_digest(root)
+
+
+def _inside(py_file, root: Path) -> bool:
     try:
-        digest = _digest(root)
-        stamp = root / "__pycache__" / STAMP
-        if stamp.exists() and stamp.read_text() == digest:
-            return False
-        for pattern in ("*.nbi", "*.nbc"):
-            for f in root.rglob(pattern):
-                f.unlink(missing_ok=True)
-        stamp.parent.mkdir(exist_ok=True)
-        tmp = stamp.with_suffix(f".{os.getpid()}")
-        tmp.write_text(digest)
-        tmp.replace(stamp)  # atomic: concurrent imports see the old or the new stamp
-        return True
-    except OSError:
+        Path(py_file).resolve().relative_to(root)
+    except (OSError, ValueError):
         return False
+    return True
+
+
+class PackageStamp:
+    """Mixin: a locator for the files under ``root`` only, whose stamp includes the digest of
+    every kernel source under ``root``."""
+
+    root: Path = ROOT
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if not _inside(py_file, cls.root):
+            return None
+        return super().from_function(py_func, py_file)
+
+    def get_source_stamp(self):
+        return (super().get_source_stamp(), _digest_once(self.root))
+
+
+class InTreeLocator(PackageStamp, caching.InTreeCacheLocator):
+    """The package's ``__pycache__`` (a writable install)."""
+
+
+class UserWideLocator(PackageStamp, caching.UserWideCacheLocator):
+    """The user's cache folder (a read-only install)."""
+
+
+LOCATORS = (InTreeLocator, UserWideLocator)
+
+
+def register(locators=LOCATORS) -> None:
+    """Put ``locators`` first in numba's list of cache locators (once; idempotent)."""
+    classes = caching.CacheImpl._locator_classes
+    classes[:0] = [c for c in locators if c not in classes]

@@ -58,7 +58,6 @@ def run(problem: Problem, topology, algorithm: Algorithm, iterations: int, seed:
                        every_iteration=False if every_iteration is None else every_iteration,
                        blowup=blowup, record_iterates=record_iterates)
     every_iteration = True if every_iteration is None else bool(every_iteration)
-    warn_quadratic_metrics(problem, every_iteration)
     try:
         s = prepare(problem, topology, algorithm, iterations, z0, record)
         M, d = s.M, s.d
@@ -71,6 +70,7 @@ def run(problem: Problem, topology, algorithm: Algorithm, iterations: int, seed:
     except MemoryError as exc:
         raise MinmaxlabError(f"run: not enough memory for {problem.workers} workers x dim "
                              f"{problem.dim} over {iterations} iterations ({exc})") from None
+    warn_quadratic_metrics(problem, every_iteration)  # the problem is known valid from here
     b1, b2, aeps = s.adam
     fid, P, A, S = s.kernel_data
     simulate = kernels_for(problem)._simulate

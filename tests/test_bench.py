@@ -43,23 +43,47 @@ def test_bench_gan_reaches_what_the_readme_says(capsys):
     assert "modes 8/8, high-quality 88%" in capsys.readouterr().out
 
 
+# JAX starts threads that a later fork (the studies' worker pools) could deadlock on: every test
+# that imports JAX runs it in a child process
+_SAME_ITERATES = """
+import json, sys
+import numpy as np
+import minmaxlab as mml
+from minmaxlab import jax_reference as J
+from minmaxlab.simulate import default_start
+
+topology, rounds = sys.argv[1], int(sys.argv[2])
+prob = mml.problem("minty_bowl", workers=16, dim=6, seed=0)
+topo = mml.topology(topology, 16)
+# workers that start apart, so that the gossip matters to the iterates
+z0 = default_start(prob) + np.linspace(-0.5, 0.5, 16)[:, None]
+engine = mml.run(prob, topo, mml.DPOSG(eta=0.05, rounds=rounds), 40, z0=z0, record=2)
+diff = {form: float(np.max(np.abs(J.final_iterate(prob, topo, rounds, 0.05, form, z0, 40)
+                                  - engine.final_x))) for form in J.GOSSIP_FORMS}
+# a control: one gossip round more is a different method, and the check must see it
+X = J.final_iterate(prob, topo, rounds + 1, 0.05, "stencil", z0, 40)
+diff["one round more"] = float(np.max(np.abs(X - engine.final_x)))
+print(json.dumps(diff))
+"""
+
+
+def _child(args, timeout=600):
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return res.stdout
+
+
 @pytest.mark.parametrize("topology, rounds", [("ring", 1), ("torus", 3)])
 def test_jax_reference_computes_the_engines_iterates(topology, rounds):
-    pytest.importorskip("jax")
-    from minmaxlab import jax_reference as J
-    from minmaxlab.simulate import default_start
+    import json
 
-    prob = mml.problem("minty_bowl", workers=16, dim=6, seed=0)
-    topo = mml.topology(topology, 16)
-    # workers that start apart, so that the gossip matters to the iterates
-    z0 = default_start(prob) + np.linspace(-0.5, 0.5, 16)[:, None]
-    engine = mml.run(prob, topo, mml.DPOSG(eta=0.05, rounds=rounds), 40, z0=z0, record=2)
-    for form in J.GOSSIP_FORMS:
-        X = J.final_iterate(prob, topo, rounds, 0.05, form, z0, 40)
-        assert np.max(np.abs(X - engine.final_x)) < 1e-12, form
-    # a control: one gossip round fewer is a different method, and the check sees it
-    X = J.final_iterate(prob, topo, rounds + 1, 0.05, "stencil", z0, 40)
-    assert np.max(np.abs(X - engine.final_x)) > 1e-6
+    pytest.importorskip("jax")
+    diff = json.loads(_child(["-c", _SAME_ITERATES, topology, str(rounds)]).splitlines()[-1])
+    assert diff["dense"] < 1e-12 and diff["stencil"] < 1e-12, diff
+    assert diff["one round more"] > 1e-6, diff
 
 
 def test_the_stencil_is_the_mixing_matrix():
@@ -84,12 +108,9 @@ def test_bench_vs_jax_without_jax_is_one_clear_line(monkeypatch, capsys):
 
 
 @pytest.mark.slow
-def test_bench_vs_jax_prints_both_gossip_forms(capsys):
+def test_bench_vs_jax_prints_both_gossip_forms():
     pytest.importorskip("jax")
-    from minmaxlab.cli import main
-
-    assert main(["bench", "--quick", "--only", "W1,W2", "--vs", "jax"]) == 0
-    out = capsys.readouterr().out
+    out = _child(["-m", "minmaxlab", "bench", "--quick", "--only", "W1,W2", "--vs", "jax"])
     assert "JAX dense" in out and "best JAX/engine" in out
     lines = [ln for ln in out.splitlines() if ln.startswith(("W1 ", "W2 ")) and "JAX" not in ln]
     assert len(lines) == 4  # the numpy table and the JAX table, two workloads each

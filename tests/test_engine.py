@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numba import njit
 
 import minmaxlab as mml
 from minmaxlab.algorithms import _kernels as K
@@ -440,33 +441,74 @@ def test_time_varying_one_peer_exponential():
     assert np.allclose(tr.final_x, X, atol=1e-13)
 
 
-def test_kernel_cache_guard_drops_stale_compiled_kernels(tmp_path):
-    """numba's cache is invalidated per file only; the guard drops every cached kernel of the
-    package once any source file changes (and keeps them otherwise)."""
-    from minmaxlab._cache import STAMP, guard
+def test_kernel_sources_digest_sees_kernel_files_only(tmp_path):
+    from minmaxlab._cache import source_digest
 
     pkg = tmp_path / "pkg"
-    (pkg / "sub" / "__pycache__").mkdir(parents=True)
+    (pkg / "sub").mkdir(parents=True)
     (pkg / "a.py").write_text("x = 1\n")  # no kernels here
     (pkg / "sub" / "b.py").write_text("import numba\ny = 2\n")
-    cache = pkg / "sub" / "__pycache__"
-    cached = [cache / "b.f-1.py311.nbi", cache / "b.f-1.py311.1.nbc"]
-
-    def fill():
-        for f in cached:
-            f.write_bytes(b"compiled")
-
-    fill()
-    assert guard(pkg) is True  # no stamp yet: unknown provenance
-    assert not any(f.exists() for f in cached) and (pkg / "__pycache__" / STAMP).exists()
-    fill()
-    assert guard(pkg) is False and all(f.exists() for f in cached)  # nothing changed
-    (pkg / "a.py").write_text("x = 2\n")  # a file without kernels changes: the cache stays
-    assert guard(pkg) is False and all(f.exists() for f in cached)
+    first = source_digest(pkg)
+    (pkg / "a.py").write_text("x = 2\n")  # a file without kernels changes: same digest
+    assert source_digest(pkg) == first
     (pkg / "sub" / "b.py").write_text("import numba\ny = 3\n")  # a kernel file changes
-    assert guard(pkg) is True and not any(f.exists() for f in cached)
-    fill()
-    assert guard(pkg) is False and all(f.exists() for f in cached)
+    assert source_digest(pkg) != first
+
+
+def test_the_packages_kernels_are_cached_with_the_package_stamp():
+    from minmaxlab._cache import LOCATORS, ROOT, source_digest
+
+    locator = K._simulate._cache._impl._locator
+    assert isinstance(locator, LOCATORS)
+    assert locator.get_source_stamp()[1] == source_digest(ROOT)
+
+    @njit(cache=True)
+    def outside(x):  # a kernel outside the package keeps numba's own locators
+        return x
+
+    assert not isinstance(outside._cache._impl._locator, LOCATORS)
+
+
+_CALLEE = "from numba import njit\n\n@njit(cache=True)\ndef f():\n    return {}\n"
+_CALLER = "from numba import njit\nfrom kern.callee import f\n\n@njit(cache=True)\ndef g():\n    return f()\n"
+_MAIN = """
+import sys
+from pathlib import Path
+from minmaxlab import _cache
+if sys.argv[1] == "stamped":
+    class Loc(_cache.InTreeLocator):
+        root = Path(sys.argv[2]).resolve() / "kern"
+    _cache.register((Loc,))
+sys.path.insert(0, sys.argv[2])
+from kern.caller import g
+print(g())
+"""
+
+
+@pytest.mark.parametrize("locators, expected", [("stamped", "2"), ("numba", "1")])
+def test_a_cached_caller_sees_its_edited_callee(tmp_path, locators, expected):
+    """The stale-callee problem, end to end: g (cached) calls f from another file; f is edited.
+    With the package's stamped locators g is compiled again and returns the new f's value; with
+    numba's own (the control) the cached g keeps the old f."""
+    import subprocess
+    import sys
+
+    kern = tmp_path / "kern"
+    kern.mkdir()
+    (kern / "__init__.py").write_text("")
+    (kern / "callee.py").write_text(_CALLEE.format(1))
+    (kern / "caller.py").write_text(_CALLER)
+    (tmp_path / "main.py").write_text(_MAIN)
+
+    def run():
+        res = subprocess.run([sys.executable, str(tmp_path / "main.py"), locators, str(tmp_path)],
+                             capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr
+        return res.stdout.strip()
+
+    assert run() == "1"
+    (kern / "callee.py").write_text(_CALLEE.format(2) + "\n# edited\n")
+    assert run() == expected
 
 
 _SHIFTS = np.array([[0.3, -0.2], [-0.5, 0.1], [0.2, 0.1]])  # sum over workers = 0

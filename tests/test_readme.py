@@ -105,8 +105,8 @@ def test_cluster_block_runs(tmp_path):
     """The cluster recipe as written, in a copy of the project with a venv of its own: install
     without the mpi extra, build mpi4py from source against an MPI that is already there (here
     the MPICH of the test environment's wheel stands in for the cluster's module), run on 8 ranks.
-    Before the last line, one run on the simulator fills numba's cache, so that 8 ranks on 2
-    cores do not all compile the kernels at once."""
+    Before the last line, one run of the MPI backend in a single process fills numba's cache, so
+    that 8 ranks on 2 cores do not all compile the kernels at once."""
     bindir = Path(sys.executable).parent
     if not (bindir / "mpicc").exists() and shutil.which("mpicc") is None:
         pytest.skip("no mpicc (pip install -e '.[mpi]' brings one)")
@@ -123,7 +123,7 @@ def test_cluster_block_runs(tmp_path):
     cluster = next(b for i, b in blocks({"sh"}) if i == "sh cluster")
     lines = [ln for ln in cluster.splitlines() if ln.strip()]
     assert lines[-1].startswith("mpiexec ")
-    warm = ".venv/bin/minmaxlab run config.toml --out results/warm.csv"
+    warm = ".venv/bin/minmaxlab run config.toml --backend mpi --out results/warm.csv"
     for line in [*lines[:-1], warm, lines[-1]]:
         res = subprocess.run(["bash", "-c", line.split("   #")[0]], cwd=project, env=env,
                              capture_output=True, text=True, timeout=1500)
