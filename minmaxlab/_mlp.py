@@ -212,11 +212,14 @@ def _gan_point(z, out, P, A, S, w, state, batch):
     v = np.ascontiguousarray(z[nu:])
     for c in range(out.shape[0]):
         out[c] = 0.0
+    # offsets and activations as int64, not literals: numba compiles one version per literal
+    zero, linear = np.int64(0), np.int64(ACT_LINEAR)
+    accumulate, keep = np.bool_(True), np.bool_(False)
     # generator forward, discriminator on real and fake
-    pg, qg = _forward(u, 0, sG, aGh, aGo, slope, latent)
+    pg, qg = _forward(u, zero, sG, aGh, aGo, slope, latent)
     Xf = qg[len(qg) - 1]
-    pr, qr = _forward(v, 0, sD, aDh, ACT_LINEAR, slope, Xr)
-    pf, qf = _forward(v, 0, sD, aDh, ACT_LINEAR, slope, Xf)
+    pr, qr = _forward(v, zero, sD, aDh, linear, slope, Xr)
+    pf, qf = _forward(v, zero, sD, aDh, linear, slope, Xf)
     lr = qr[len(qr) - 1]
     lf = qf[len(qf) - 1]
     mr = lr.shape[0]
@@ -232,8 +235,8 @@ def _gan_point(z, out, P, A, S, w, state, batch):
         df[r, 0] = _sig(lf[r, 0]) / mf
         LD += _softplus(lf[r, 0]) / mf
     gv = np.zeros(v.shape[0])
-    _backward(v, 0, sD, aDh, ACT_LINEAR, slope, pr, qr, dr, gv, 0, True)
-    _backward(v, 0, sD, aDh, ACT_LINEAR, slope, pf, qf, df, gv, 0, True)
+    _backward(v, zero, sD, aDh, linear, slope, pr, qr, dr, gv, zero, accumulate)
+    _backward(v, zero, sD, aDh, linear, slope, pf, qf, df, gv, zero, accumulate)
     # generator loss: minimax L_G = (1/mf) sum log(1 - sig(l_f)); non-saturating -(1/mf) sum log sig
     dg = np.empty((mf, 1))
     LG = 0.0
@@ -246,9 +249,9 @@ def _gan_point(z, out, P, A, S, w, state, batch):
             dg[r, 0] = (s - 1.0) / mf
             LG += _softplus(-lf[r, 0]) / mf
     dummy = np.zeros(1)
-    dXf = _backward(v, 0, sD, aDh, ACT_LINEAR, slope, pf, qf, dg, dummy, 0, False)
+    dXf = _backward(v, zero, sD, aDh, linear, slope, pf, qf, dg, dummy, zero, keep)
     gu = np.zeros(nu)
-    _backward(u, 0, sG, aGh, aGo, slope, pg, qg, dXf, gu, 0, True)
+    _backward(u, zero, sG, aGh, aGo, slope, pg, qg, dXf, gu, zero, accumulate)
     for c in range(nu):
         out[c] = gu[c]
     for c in range(v.shape[0]):
@@ -265,19 +268,19 @@ def _gan_rows(Z, O, P, A, S, worker, state, batch):
 @njit(cache=True)
 def _gan_losses(z, P, A, S, worker):
     out = np.empty(z.shape[0])
-    return _gan_point(z, out, P, A, S, worker, np.zeros(1, dtype=np.uint64), 0)
+    return _gan_point(z, out, P, A, S, worker, np.zeros(1, dtype=np.uint64), np.int64(0))
 
 
 @njit(cache=True)
 def _generate(u, P, latent):
     """Generator samples for latent vectors (rows)."""
     loss, slope, sG, aGh, aGo, sD, aDh, M, oc = _parse(P)
-    pg, qg = _forward(np.ascontiguousarray(u), 0, sG, aGh, aGo, slope, latent)
+    pg, qg = _forward(np.ascontiguousarray(u), np.int64(0), sG, aGh, aGo, slope, latent)
     return qg[len(qg) - 1]
 
 
 @njit(cache=True)
 def _discriminate(v, P, X):
     loss, slope, sG, aGh, aGo, sD, aDh, M, oc = _parse(P)
-    pr, qr = _forward(np.ascontiguousarray(v), 0, sD, aDh, ACT_LINEAR, slope, X)
+    pr, qr = _forward(np.ascontiguousarray(v), np.int64(0), sD, aDh, np.int64(ACT_LINEAR), slope, X)
     return qr[len(qr) - 1]

@@ -73,7 +73,9 @@ def _add_gaussian(state, i, O, orow, scale):
 @njit(cache=True)
 def _oracle_all(Z, O, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state):
     """One stochastic oracle call of every worker i at Z[i] into O[i] (mini-batches of ``batch``)."""
-    _rows(fid, Z, O, P, A, S, -1, state, batch if noise_kind == NOISE_SAMPLED else 0)
+    # worker and batch as int64, not literals: numba would compile one _rows per literal value
+    _rows(fid, Z, O, P, A, S, np.int64(-1), state,
+          np.int64(batch if noise_kind == NOISE_SAMPLED else 0))
     M, d = O.shape
     if noise_kind == NOISE_GAUSSIAN:
         for i in range(M):
@@ -100,7 +102,7 @@ def _mean_rows(Z, O, tmp, fid, P, Abar, Sbar, mean_loop, M):
             for c in range(d):
                 O[r, c] = 0.0
         for j in range(M):
-            _rows(fid, Z, tmp, P, Abar, Sbar, j, np.zeros(1, dtype=np.uint64), 0)
+            _rows(fid, Z, tmp, P, Abar, Sbar, j, np.zeros(1, dtype=np.uint64), np.int64(0))
             for r in range(n):
                 for c in range(d):
                     O[r, c] += tmp[r, c]
@@ -108,7 +110,7 @@ def _mean_rows(Z, O, tmp, fid, P, Abar, Sbar, mean_loop, M):
             for c in range(d):
                 O[r, c] /= M
     else:
-        _rows(fid, Z, O, P, Abar, Sbar, 0, np.zeros(1, dtype=np.uint64), 0)
+        _rows(fid, Z, O, P, Abar, Sbar, np.int64(0), np.zeros(1, dtype=np.uint64), np.int64(0))
 
 
 # ---------------------------------------------------------------- projections / proximal maps
@@ -184,7 +186,7 @@ def _project_row(y, proj_kind, proj_a, proj_b, eta, dim_u, work):
     """Both players' constraints on one row: u = y[:dim_u] with eta[0], v = y[dim_u:] with the
     last coordinate's eta."""
     d = y.shape[0]
-    _project_segment(proj_kind[0], proj_a[0], proj_b[0], eta[0], y, 0, dim_u, work)
+    _project_segment(proj_kind[0], proj_a[0], proj_b[0], eta[0], y, np.int64(0), dim_u, work)
     _project_segment(proj_kind[1], proj_a[1], proj_b[1], eta[d - 1], y, dim_u, d, work)
 
 
@@ -662,12 +664,12 @@ def _simulate(alg, fid, P, A, S, Abar, Sbar, mean_loop,
     flat = _flat_step(eta, proj_kind)
 
     oracle_calls = 0.0
-    gossip_rounds = 0
+    gossip_rounds = np.int64(0)
     floats = 0.0
-    row = 0
+    row = np.int64(0)
     nrec = record.shape[0]
     status = STATUS_OK
-    k_last = 0
+    k_last = np.int64(0)
     for k in range(0, K + 1):
         t = rounds[k - 1] if k > 0 else 0
         ops = PLANS[alg] if k > 0 else INIT_PLANS[alg]
