@@ -41,22 +41,28 @@ class CostModel:
         msg = 8.0 * d / self.beta
         return self.alpha + (msg if self.parallel else deg * msg)
 
+    def allreduce_time(self, d: int, workers: int):
+        """One exact average of d floats over ``workers`` workers (ring or parameter server)."""
+        M = workers
+        if M == 1:
+            return 0.0
+        if self.allreduce == "ring":
+            return 2 * (M - 1) * self.alpha + 2 * (M - 1) / M * 8.0 * d / self.beta
+        return 2 * self.alpha + 2 * M * 8.0 * d / self.beta
+
     def iteration_time(self, algorithm: str, d: int, workers: int, deg: int = 2, rounds: int = 1,
                        oracle_calls: int = 1):
-        """Modelled seconds per iteration of ``algorithm`` (a key: dposg, dposg_single, cposg, ...)."""
-        compute = oracle_calls * self.grad_time
-        if algorithm in ("dposg", "deg", "dpoadam"):
-            return compute + 2 * rounds * self.gossip_round(d, deg) if algorithm != "dpoadam" else \
-                compute + rounds * self.gossip_round(d, deg)
-        if algorithm in ("dposg_single", "dsgda"):
-            return compute + rounds * self.gossip_round(d, deg)
-        if algorithm in ("cposg", "cpoadam", "osg"):
-            M = workers
-            if M == 1:
-                return compute
-            if self.allreduce == "ring":
-                comm = 2 * (M - 1) * self.alpha + 2 * (M - 1) / M * 8.0 * d / self.beta
-            else:
-                comm = 2 * self.alpha + 2 * M * 8.0 * d / self.beta
-            return compute + comm
-        raise MinmaxlabError(f"cost model: unknown algorithm {algorithm!r}")
+        """Modelled seconds per iteration of ``algorithm`` (a key: dposg, dposg_single, cposg, ...):
+        its gossip phases and exact averages come from its plan
+        (:func:`minmaxlab.algorithms.phase_counts`)."""
+        from minmaxlab.algorithms import phase_counts
+        from minmaxlab.errors import AlgorithmError
+
+        try:
+            _, gossips, averages = phase_counts(algorithm)
+        except AlgorithmError:
+            raise MinmaxlabError(f"cost model: unknown algorithm {algorithm!r}") from None
+        comm = gossips * rounds * self.gossip_round(d, deg)
+        if averages:
+            comm = comm + averages * self.allreduce_time(d, workers)
+        return oracle_calls * self.grad_time + comm

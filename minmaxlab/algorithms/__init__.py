@@ -291,6 +291,13 @@ ALGORITHMS: dict[str, type[Algorithm]] = {
 }
 
 
+def phase_counts(name: str) -> tuple[int, int, int]:
+    """(oracle calls, gossip phases, exact averages) of one iteration of the algorithm ``name``
+    (a key of :func:`algorithm`), counted from its plan; a gossip phase is ``rounds`` rounds."""
+    alg = algorithm(name, eta=1.0)
+    return K.plan_counts(alg.alg_id)
+
+
 def algorithm(name: str, **params) -> Algorithm:
     """Build an algorithm spec from its key (``dposg``, ``dposg_single``, ``cposg``, ...)."""
     if name == "dposg_single":

@@ -355,21 +355,35 @@ def _local_ops(ops, p, k, X, Z, G, Mom, Vel, Dprev, eta, adam,
         p += 1
 
 
+def plan_counts(alg: int, init: bool = False) -> tuple[int, int, int]:
+    """(oracle calls, gossip phases, exact averages) of one iteration of algorithm ``alg`` (of its
+    initialization with ``init``), counted from its plan: the one place an algorithm's costs come
+    from (the engines' records and the cost model read them here)."""
+    ops = plan(alg, init=init)
+    return (sum(op.startswith("oracle") for op in ops), sum(op.startswith("gossip") for op in ops),
+            ops.count("average_g"))
+
+
 @njit(cache=True)
 def _costs(alg, k, t, d, M, avg_degree):
     """(oracle calls per worker, floats sent per worker) of iteration k (k = 0: initialization)
-    with t gossip rounds, model size d, M workers and average degree ``avg_degree``."""
-    if k == 0:
-        if alg == ALG_DPOSG or alg == ALG_DPOSG_SINGLE or alg == ALG_CPOSG:
-            return 1.0, 0.0
-        return 0.0, 0.0
-    if alg == ALG_DPOSG:
-        return 1.0, 2.0 * t * d * avg_degree
-    if alg == ALG_CPOSG or alg == ALG_CPOADAM:
-        return 1.0, 2.0 * d * (M - 1) / M
-    if alg == ALG_DEG:
-        return 2.0, 2.0 * t * d * avg_degree
-    return 1.0, 1.0 * t * d * avg_degree  # single exchange, D-SGDA, DPOAdam
+    with t gossip rounds, model size d, M workers and average degree ``avg_degree``, counted from
+    the plan: an oracle phase is one call, a gossip phase t rounds of d floats to each neighbour,
+    an exact average 2 d (M - 1) / M floats (ring all-reduce)."""
+    ops = PLANS[alg] if k > 0 else INIT_PLANS[alg]
+    calls = 0.0
+    sent = 0.0
+    for p in range(ops.shape[0]):
+        op = ops[p]
+        if op == OP_END:
+            break
+        if op == OP_ORACLE_Z or op == OP_ORACLE_X:
+            calls += 1.0
+        elif op == OP_GOSSIP_Z or op == OP_GOSSIP_X:
+            sent += t * d * avg_degree
+        elif op == OP_AVERAGE_G:
+            sent += 2.0 * d * (M - 1) / M
+    return calls, sent
 
 
 # ---------------------------------------------------------------- gossip
