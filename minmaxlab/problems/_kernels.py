@@ -309,5 +309,6 @@ def _library_rows(fid, Z, O, P, A, S, worker, state, batch):
 def _library_eval_rows(fid, i, Z, P, A, S):
     """F_i at every row of Z (exact: no sampled mini-batch), into a new array."""
     out = np.zeros(Z.shape)
-    _library_rows(fid, Z, out, P, A, S, i, np.zeros(1, dtype=np.uint64), 0)
+    # batch as int64, not the literal 0: the engine's own specialization of _library_rows serves
+    _library_rows(fid, Z, out, P, A, S, i, np.zeros(1, dtype=np.uint64), np.int64(0))
     return out
