@@ -564,6 +564,7 @@ def test_quadratic_metrics_of_a_user_operator_are_announced():
         out[0] = z[1] + 0.01 * 31.5
         out[1] = -z[0]
 
+    op = njit(op)  # compiled once: the problems below share its kernels
     M = 64
     topo, alg = mml.topology("ring", M), mml.DPOSG(eta=0.05, rounds=1)
     plain = mml.Problem.from_operator(op, dim=2, workers=M, L=1.0)
