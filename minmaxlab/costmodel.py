@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minmaxlab.errors import MinmaxlabError
+from minmaxlab.algorithms import phase_counts
+from minmaxlab.errors import AlgorithmError, MinmaxlabError
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,6 @@ class CostModel:
         """Modelled seconds per iteration of ``algorithm`` (a key: dposg, dposg_single, cposg, ...):
         its gossip phases and exact averages come from its plan
         (:func:`minmaxlab.algorithms.phase_counts`)."""
-        from minmaxlab.algorithms import phase_counts
-        from minmaxlab.errors import AlgorithmError
-
         try:
             _, gossips, averages = phase_counts(algorithm)
         except AlgorithmError:

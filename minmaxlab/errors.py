@@ -27,7 +27,7 @@ def did_you_mean(name, choices) -> str:
 
     if not isinstance(name, str):
         return ""
-    close = difflib.get_close_matches(str(name), sorted(map(str, choices)), n=1)
+    close = difflib.get_close_matches(name, sorted(map(str, choices)), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

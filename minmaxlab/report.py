@@ -16,6 +16,7 @@ from minmaxlab.config import writable_folder
 from minmaxlab.errors import ConfigError, did_you_mean
 from minmaxlab.meta import provenance
 from minmaxlab.shipped import study_files
+from minmaxlab.workers import check_jobs
 
 CLAIM_ORDER = ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "wallclock", "GAN"]
 
@@ -145,14 +146,14 @@ def verify(quick: bool = True, out: str | Path = "report", jobs: int | None = No
     start = time.perf_counter()
     files = study_files()
     if only is not None:
-        unknown = sorted(set(only) - {f.stem for f in files})
+        names = [f.stem for f in files]
+        unknown = sorted(set(only) - set(names))
         if unknown or not only:
             raise ConfigError(f"--only: no study named {unknown or only}"
-                              f"{did_you_mean(unknown[0], [f.stem for f in files]) if unknown else ''}"
-                              f"; studies: {', '.join(f.stem for f in files)}")
+                              f"{did_you_mean(unknown[0], names) if unknown else ''}"
+                              f"; studies: {', '.join(names)}")
         files = [f for f in files if f.stem in only]
-    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
-        raise ConfigError(f"jobs must be an integer >= 1 (worker processes), got {jobs!r}")
+    check_jobs(jobs)  # before any work (run_study checks it too, but only once it is reached)
     out = writable_folder(out, "report folder")
     if problem is not None:
         from minmaxlab.problems import is_user_problem, user_problem

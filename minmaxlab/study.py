@@ -56,7 +56,7 @@ from minmaxlab.results import (
     save_failure,
     save_run,
 )
-from minmaxlab.workers import run_all
+from minmaxlab.workers import check_jobs, run_all
 
 TOP_KEYS = {"name", "title", "description", "experiment", "grid", "quick", "claims", "verify",
             "controls", "user"}
@@ -228,8 +228,8 @@ def _check_grid(path, where, grid, complete):
     for key in ("problems", "topologies", "algorithms", "seeds"):
         if key in grid and not isinstance(grid[key], list):
             raise _type_error(path, f"[{where}] {key}", "an array", grid[key])
-    for key in ("problems", "topologies"):
-        for x in grid.get(key, []) if isinstance(grid.get(key), list) else []:
+    for key in ("problems", "topologies"):  # arrays by now (checked just above)
+        for x in grid.get(key, []):
             if not isinstance(x, (str, dict)):
                 raise _type_error(path, f"[{where}] {key} entry", "a name or a table", x)
     if "workers" in grid:
@@ -602,8 +602,7 @@ def run_study(study: Study, out=None, jobs: int | None = None, progress: bool = 
               analyse: bool = True) -> StudyResult:
     """Run every unfinished cell of ``study`` (in ``jobs`` processes), then analyse the claims."""
     start = time.perf_counter()
-    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
-        raise ConfigError(f"jobs must be an integer >= 1 (worker processes), got {jobs!r}")
+    check_jobs(jobs)
     folder = writable_folder(results_folder(study, out), "results folder")
     why = user_requirements(study)
     if why:

@@ -31,6 +31,14 @@ def _init_worker() -> None:
     _die_with_parent()
 
 
+def check_jobs(jobs) -> None:
+    """``jobs`` is None (all cores) or a number of worker processes >= 1."""
+    from minmaxlab.errors import ConfigError
+
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ConfigError(f"jobs must be an integer >= 1 (worker processes), got {jobs!r}")
+
+
 def run_all(fn: Callable, items: Iterable, jobs: int, on_done: Callable) -> None:
     """``fn(item)`` for every item in ``jobs`` forked processes, calling ``on_done(result)`` in
     the parent as each finishes. On Ctrl-C or an error the workers are killed and the exception

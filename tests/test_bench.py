@@ -80,7 +80,7 @@ def _child(args, timeout=600):
 def test_jax_reference_computes_the_engines_iterates(topology, rounds):
     import json
 
-    pytest.importorskip("jax")
+    pytest.importorskip("jax", reason="JAX is the optional bench extra: pip install -e '.[bench]'")
     diff = json.loads(_child(["-c", _SAME_ITERATES, topology, str(rounds)]).splitlines()[-1])
     assert diff["dense"] < 1e-12 and diff["stencil"] < 1e-12, diff
     assert diff["one round more"] > 1e-6, diff
@@ -109,7 +109,7 @@ def test_bench_vs_jax_without_jax_is_one_clear_line(monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_bench_vs_jax_prints_both_gossip_forms():
-    pytest.importorskip("jax")
+    pytest.importorskip("jax", reason="JAX is the optional bench extra: pip install -e '.[bench]'")
     out = _child(["-m", "minmaxlab", "bench", "--quick", "--only", "W1,W2", "--vs", "jax"])
     assert "JAX dense" in out and "best JAX/engine" in out
     lines = [ln for ln in out.splitlines() if ln.startswith(("W1 ", "W2 ")) and "JAX" not in ln]

@@ -364,26 +364,21 @@ def plan_counts(alg: int, init: bool = False) -> tuple[int, int, int]:
             ops.count("average_g"))
 
 
+# per algorithm: (oracle calls, gossip phases, exact averages) of an iteration, then of the
+# initialization; the kernels read them here instead of counting the plan at every iteration
+PHASE_COUNTS = np.array([[*plan_counts(a), *plan_counts(a, init=True)] for a in range(len(PLANS))],
+                        dtype=np.int64)
+
+
 @njit(cache=True)
 def _costs(alg, k, t, d, M, avg_degree):
     """(oracle calls per worker, floats sent per worker) of iteration k (k = 0: initialization)
-    with t gossip rounds, model size d, M workers and average degree ``avg_degree``, counted from
-    the plan: an oracle phase is one call, a gossip phase t rounds of d floats to each neighbour,
-    an exact average 2 d (M - 1) / M floats (ring all-reduce)."""
-    ops = PLANS[alg] if k > 0 else INIT_PLANS[alg]
-    calls = 0.0
-    sent = 0.0
-    for p in range(ops.shape[0]):
-        op = ops[p]
-        if op == OP_END:
-            break
-        if op == OP_ORACLE_Z or op == OP_ORACLE_X:
-            calls += 1.0
-        elif op == OP_GOSSIP_Z or op == OP_GOSSIP_X:
-            sent += t * d * avg_degree
-        elif op == OP_AVERAGE_G:
-            sent += 2.0 * d * (M - 1) / M
-    return calls, sent
+    with t gossip rounds, model size d, M workers and average degree ``avg_degree``, from the
+    plan's counts: an oracle phase is one call, a gossip phase t rounds of d floats to each
+    neighbour, an exact average 2 d (M - 1) / M floats (ring all-reduce)."""
+    c = 3 if k == 0 else 0
+    calls, gossips, averages = PHASE_COUNTS[alg, c], PHASE_COUNTS[alg, c + 1], PHASE_COUNTS[alg, c + 2]
+    return float(calls), gossips * (t * d * avg_degree) + averages * (2.0 * d * (M - 1) / M)
 
 
 # ---------------------------------------------------------------- gossip
