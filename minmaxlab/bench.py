@@ -22,7 +22,7 @@ import numpy as np
 
 WORKLOADS = {
     # name: (dim, workers, topology, rounds, engine iterations, reference iterations, goal)
-    "W1": (2, 16, "ring", 1, 100_000, 20_000, 20.0),
+    "W1": (2, 16, "ring", 1, 100_000, 20_000, 30.0),
     "W2": (100, 64, "ring", 3, 5_000, 1_000, 2.0),
     "W3": (20, 4096, "torus", 3, 200, 4, 20.0),
 }

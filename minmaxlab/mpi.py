@@ -359,7 +359,8 @@ class _Rank:
                      setup.noise_scale, setup.batch, shifts, worker_streams(seed, m, offset=self.lo),
                      setup.proj_kind, setup.proj_a, setup.proj_b, problem.dim_u, np.empty(d))
         self.dim_u = problem.dim_u
-        self.mean_args = (fid, setup.kernel_data[1], problem._A_mean, problem._S_mean, setup.mean_loop)
+        self.mean_args = (fid, setup.kernel_data[1], problem._A_mean, problem._S_mean, setup.mean_loop,
+                          np.zeros(1, dtype=np.uint64))
         # the per-iteration reduction (every_iteration): [divergence flag, sum F(z_i), sum z_i,
         # sum ||F(z_i)||^2 and d - 1 zeros] (the partial sums of _stationarity_partial)
         self.small = np.zeros(1 + 3 * d)

@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 
 from minmaxlab._rng import _hz, _mix64, _normal, _uniform  # noqa: F401 (re-exported for tests)
-from minmaxlab.problems._kernels import _library_rows
+from minmaxlab.problems._kernels import FID_BILINEAR, FID_COVARIANCE, _library_rows
 
 # algorithm ids (see minmaxlab.algorithms)
 ALG_DPOSG = 0
@@ -76,6 +76,12 @@ def _oracle_all(Z, O, fid, P, A, S, noise_kind, noise_scale, batch, shifts, stat
     # worker and batch as int64, not literals: numba would compile one _rows per literal value
     _rows(fid, Z, O, P, A, S, np.int64(-1), state,
           np.int64(batch if noise_kind == NOISE_SAMPLED else 0))
+    _add_noise(O, noise_kind, noise_scale, batch, shifts, state)
+
+
+@njit(cache=True)
+def _add_noise(O, noise_kind, noise_scale, batch, shifts, state):
+    """The noise of an oracle call added to the exact operator values O (row i: worker i)."""
     M, d = O.shape
     if noise_kind == NOISE_GAUSSIAN:
         for i in range(M):
@@ -93,16 +99,38 @@ def _oracle_all(Z, O, fid, P, A, S, noise_kind, noise_scale, batch, shifts, stat
 
 
 @njit(cache=True)
-def _mean_rows(Z, O, tmp, fid, P, Abar, Sbar, mean_loop, M):
+def _oracle_is_mean(fid, A, S, Abar, Sbar, mean_loop, noise_kind):
+    """True when every worker's exact operator is the mean operator F, evaluated the same way:
+    a family whose workers share one matrix and one shift row, equal to the aggregate ones, and an
+    oracle that is F plus additive noise. F(z_i) computed by the oracle then serves the metrics."""
+    if mean_loop or noise_kind == NOISE_SAMPLED or fid < FID_BILINEAR or fid > FID_COVARIANCE:
+        return False
+    if A.shape != Abar.shape or S.shape != Sbar.shape or A.shape[0] != 1 or S.shape[0] != 1:
+        return False
+    Af = A.reshape(-1)
+    Abf = Abar.reshape(-1)
+    for q in range(Af.shape[0]):
+        if Af[q] != Abf[q]:
+            return False
+    for c in range(S.shape[1]):
+        if S[0, c] != Sbar[0, c]:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _mean_rows(Z, O, tmp, fid, P, Abar, Sbar, mean_loop, nostate, M):
     """The mean operator F at every row of Z into O: from the aggregate data (Abar, Sbar), or, for
-    user problems, by averaging the M local operators (``tmp`` has the shape of Z)."""
+    user problems, by averaging the M local operators (``tmp`` has the shape of Z). ``nostate``: a
+    stream array for the operator, unused by exact calls (passed in: an allocation here would cost
+    more than F itself on small problems)."""
     if mean_loop:
         n, d = O.shape
         for r in range(n):
             for c in range(d):
                 O[r, c] = 0.0
         for j in range(M):
-            _rows(fid, Z, tmp, P, Abar, Sbar, j, np.zeros(1, dtype=np.uint64), np.int64(0))
+            _rows(fid, Z, tmp, P, Abar, Sbar, j, nostate, np.int64(0))
             for r in range(n):
                 for c in range(d):
                     O[r, c] += tmp[r, c]
@@ -110,7 +138,7 @@ def _mean_rows(Z, O, tmp, fid, P, Abar, Sbar, mean_loop, M):
             for c in range(d):
                 O[r, c] /= M
     else:
-        _rows(fid, Z, O, P, Abar, Sbar, np.int64(0), np.zeros(1, dtype=np.uint64), np.int64(0))
+        _rows(fid, Z, O, P, Abar, Sbar, np.int64(0), nostate, np.int64(0))
 
 
 # ---------------------------------------------------------------- projections / proximal maps
@@ -467,27 +495,48 @@ def _average_rows(Y):
 # ---------------------------------------------------------------- metrics
 # (the small metric kernels are inlined: _simulate calls them at every iteration)
 @njit(cache=True, inline="always")
-def _stationarity_partial(Z, fid, P, Abar, Sbar, mean_loop, M, FZ, tmpM, part):
+def _stationarity_partial(Z, fid, P, Abar, Sbar, mean_loop, nostate, M, FZ, tmpM, part):
     """Partial sums over a block of workers (the rows of Z; M = all workers): FZ[i] = F(z_i) with
     the mean operator F, part[0] = sum_i F(z_i) and part[1] = sum_i z_i, added in row order, and
     part[2, 0] = sum_i ||F(z_i)||^2 (the rest of part[2] is zero). Work array: tmpM (shape of Z)."""
+    _mean_rows(Z, FZ, tmpM, fid, P, Abar, Sbar, mean_loop, nostate, M)
+    _partial_sums(Z, FZ, part)
+
+
+# not inline="always": inlined both into the library's chain and into a user operator's recompiled
+# one, numba reused a mutated copy of its IR in the second (wrong sums, caught by the MPI tests)
+@njit(cache=True)
+def _partial_sums(Z, FZ, part):
+    """part[0] = sum_i FZ[i], part[1] = sum_i Z[i], part[2, 0] = sum_i ||FZ[i]||^2, in row order."""
     n, d = Z.shape
-    _mean_rows(Z, FZ, tmpM, fid, P, Abar, Sbar, mean_loop, M)
     for c in range(d):
         part[0, c] = 0.0
         part[1, c] = 0.0
         part[2, c] = 0.0
     sw = 0.0
-    for i in range(n):
+    if d > 8:  # long rows: the column sums vectorize over c
+        for i in range(n):
+            for c in range(d):
+                part[0, c] += FZ[i, c]
+                part[1, c] += Z[i, c]
+                sw += FZ[i, c] * FZ[i, c]
+    else:  # short rows: each column summed in a register (the same additions in the same order)
         for c in range(d):
-            part[0, c] += FZ[i, c]
-            part[1, c] += Z[i, c]
-            sw += FZ[i, c] * FZ[i, c]
+            f = 0.0
+            z = 0.0
+            for i in range(n):
+                f += FZ[i, c]
+                z += Z[i, c]
+            part[0, c] = f
+            part[1, c] = z
+        for i in range(n):
+            for c in range(d):
+                sw += FZ[i, c] * FZ[i, c]
     part[2, 0] = sw
 
 
 @njit(cache=True, inline="always")
-def _stationarity_finish(parts, fid, P, Abar, Sbar, mean_loop, M, zbar, f1, tmp1):
+def _stationarity_finish(parts, fid, P, Abar, Sbar, mean_loop, nostate, M, zbar, f1, tmp1):
     """(||(1/M) sum_i F(z_i)||^2, ||F(zbar)||^2, (1/M) sum_i ||F(z_i)||^2) from the partial sums
     of consecutive blocks of workers (parts[b] from :func:`_stationarity_partial`), added in block
     order. Work arrays: zbar, f1, tmp1 (1, d)."""
@@ -506,7 +555,7 @@ def _stationarity_finish(parts, fid, P, Abar, Sbar, mean_loop, M, zbar, f1, tmp1
         a = f1[0, c] / M
         s_loc += a * a
         zbar[0, c] /= M
-    _mean_rows(zbar, f1, tmp1, fid, P, Abar, Sbar, mean_loop, M)
+    _mean_rows(zbar, f1, tmp1, fid, P, Abar, Sbar, mean_loop, nostate, M)
     s_avg = 0.0
     for c in range(d):
         s_avg += f1[0, c] * f1[0, c]
@@ -514,13 +563,17 @@ def _stationarity_finish(parts, fid, P, Abar, Sbar, mean_loop, M, zbar, f1, tmp1
 
 
 @njit(cache=True, inline="always")
-def _stationarity(Z, fid, P, Abar, Sbar, mean_loop, FZ, tmpM, zbar, f1, tmp1, part):
+def _stationarity(Z, fid, P, Abar, Sbar, mean_loop, nostate, FZ, tmpM, zbar, f1, tmp1, part,
+                  have_fz=False):
     """(||(1/M) sum_i F(z_i)||^2, ||F(zbar)||^2, (1/M) sum_i ||F(z_i)||^2) over all M workers (the
     rows of Z). Work arrays: FZ, tmpM (M, d); zbar, f1, tmp1 (1, d); part (1, 3, d). On return FZ
-    holds F(z_i) in row i."""
+    holds F(z_i) in row i; with ``have_fz`` it holds them already (computed by the oracle)."""
     M = Z.shape[0]
-    _stationarity_partial(Z, fid, P, Abar, Sbar, mean_loop, M, FZ, tmpM, part[0])
-    return _stationarity_finish(part, fid, P, Abar, Sbar, mean_loop, M, zbar, f1, tmp1)
+    if have_fz:
+        _partial_sums(Z, FZ, part[0])
+    else:
+        _stationarity_partial(Z, fid, P, Abar, Sbar, mean_loop, nostate, M, FZ, tmpM, part[0])
+    return _stationarity_finish(part, fid, P, Abar, Sbar, mean_loop, nostate, M, zbar, f1, tmp1)
 
 
 NSTATS = 7  # the running statistics of _accumulate
@@ -664,6 +717,7 @@ def _simulate(alg, fid, P, A, S, Abar, Sbar, mean_loop,
     acc = np.empty(d)
     work = np.empty(d)
     gmy = np.empty(d)
+    nostate = np.zeros(1, dtype=np.uint64)
     stats = np.zeros(NSTATS)
     stats[2] = np.inf
     stats[3] = np.inf
@@ -671,6 +725,10 @@ def _simulate(alg, fid, P, A, S, Abar, Sbar, mean_loop,
     Xf = X.reshape(M * d)
     Zf = Z.reshape(M * d)
     flat = _flat_step(eta, proj_kind)
+    Gf = G.reshape(M * d)
+    FZf = FZ.reshape(M * d)
+    # one operator pass instead of two when F(z_i) is what the oracle computes before its noise
+    reuse = _oracle_is_mean(fid, A, S, Abar, Sbar, mean_loop, noise_kind)
 
     oracle_calls = 0.0
     gossip_rounds = np.int64(0)
@@ -682,6 +740,9 @@ def _simulate(alg, fid, P, A, S, Abar, Sbar, mean_loop,
     for k in range(0, K + 1):
         t = rounds[k - 1] if k > 0 else 0
         ops = PLANS[alg] if k > 0 else INIT_PLANS[alg]
+        want = row < nrec and record[row] == k
+        metrics = every_iteration or want
+        have_fz = False  # FZ holds F(z_i) at the current Z
         p = 0
         while True:  # the plan; the local phases as in _local_ops
             op = ops[p]
@@ -689,8 +750,14 @@ def _simulate(alg, fid, P, A, S, Abar, Sbar, mean_loop,
                 break
             if op == OP_STEP_Z:
                 _step_rows(Z, X, G, eta, flat, proj_kind, proj_a, proj_b, dim_u, work)
+                have_fz = False
             elif op == OP_STEP_X:
                 _step_rows_inplace(X, G, eta, flat, proj_kind, proj_a, proj_b, dim_u, work)
+            elif op == OP_ORACLE_Z and reuse and metrics:
+                _rows(fid, Z, FZ, P, A, S, np.int64(-1), state, np.int64(0))
+                _copy_rows(Gf, FZf)
+                _add_noise(G, noise_kind, noise_scale, batch, shifts, state)
+                have_fz = True
             elif op == OP_ORACLE_Z:
                 _oracle_all(Z, G, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state)
             elif op == OP_ORACLE_X:
@@ -700,8 +767,10 @@ def _simulate(alg, fid, P, A, S, Abar, Sbar, mean_loop,
                 _project_rows(X, proj_kind, proj_a, proj_b, eta, dim_u, work)
             elif op == OP_COPY_Z:
                 _copy_rows(Zf, Xf)
+                have_fz = False
             elif op == OP_GOSSIP_Z:
                 gossip_rounds += _gossip(Z, tmpg, t, gossip_rounds, indptr, indices, weights)
+                have_fz = False
             elif op == OP_GOSSIP_X:
                 gossip_rounds += _gossip(X, tmpg, t, gossip_rounds, indptr, indices, weights)
             else:  # OP_AVERAGE_G
@@ -717,10 +786,9 @@ def _simulate(alg, fid, P, A, S, Abar, Sbar, mean_loop,
             k_last = k
             break
         k_last = k
-        want = row < nrec and record[row] == k
-        if every_iteration or want:
-            s_loc, s_avg, s_w = _stationarity(Z, fid, P, Abar, Sbar, mean_loop, FZ, tmpM, zbar, f1,
-                                              tmp1, part)
+        if metrics:
+            s_loc, s_avg, s_w = _stationarity(Z, fid, P, Abar, Sbar, mean_loop, nostate, FZ, tmpM,
+                                              zbar, f1, tmp1, part, have_fz)
             if k > 0 or not every_iteration:
                 _accumulate(stats, s_loc, s_avg, s_w)
             if want:
@@ -759,7 +827,7 @@ def user_kernels(user_op, offset: int = 0, mean_op=None):
     chain = _CHAIN
     if mean_op is not None:
         @njit
-        def _user_mean_rows(Z, O, tmp, fid, P, Abar, Sbar, mean_loop, M):
+        def _user_mean_rows(Z, O, tmp, fid, P, Abar, Sbar, mean_loop, nostate, M):
             for r in range(Z.shape[0]):
                 mean_op(Z[r], O[r])
 
