@@ -2,7 +2,7 @@
 
 numba invalidates a cached kernel only when its own source file changes, but a cached kernel
 carries the compiled code of the kernels it calls, which may live in other files (the engine's
-``_simulate`` inlines the operators of ``minmaxlab/_datakernels.py``, say). After an edit or an
+``simulate`` inlines the operators of ``minmaxlab/engine/datarows.py``, say). After an edit or an
 upgrade, a stale caller would keep running the old callee. So the package's kernels are cached
 by locators whose source stamp is the file's own stamp *and* a digest of every source file of the
 package that uses numba: any such edit invalidates all of them, and numba recompiles each kernel

@@ -314,7 +314,7 @@ def bench_gan(workers: int = 8, iterations: int = 30000, quick: bool = False, pr
     """Throughput of the GAN oracle (samples per second, all workers) against plain numpy, and the
     training goal: DPOAdam on 8 Gaussians, ring of 8 workers."""
     import minmaxlab as mml
-    from minmaxlab._mlp import _gan_rows
+    from minmaxlab.engine.mlp import gan_rows
     from minmaxlab.gan import evaluate
     from minmaxlab.simulate import worker_streams
 
@@ -329,10 +329,10 @@ def bench_gan(workers: int = 8, iterations: int = 30000, quick: bool = False, pr
 
     reps = 20 if quick else 200
     with threadpool_limits(limits=1):
-        _gan_rows(Z, O, prob._P, prob._A, prob._S, -1, state, batch)
+        gan_rows(Z, O, prob._P, prob._A, prob._S, -1, state, batch)
         t0 = time.perf_counter()
         for _ in range(reps):
-            _gan_rows(Z, O, prob._P, prob._A, prob._S, -1, state, batch)
+            gan_rows(Z, O, prob._P, prob._A, prob._S, -1, state, batch)
         eng = (time.perf_counter() - t0) / reps
         rng = np.random.default_rng(0)
         t0 = time.perf_counter()

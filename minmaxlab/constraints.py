@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from minmaxlab.algorithms import _kernels as K
+from minmaxlab.engine import projections
 from minmaxlab.errors import ProblemError
 
 
@@ -33,7 +33,7 @@ class Ball:
         _pos("Ball", "radius", self.radius)
 
     def encode(self):
-        return K.PROJ_BALL, float(self.radius), 0.0
+        return projections.PROJ_BALL, float(self.radius), 0.0
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Box:
             raise ProblemError(f"Box: need numbers lo < hi, got lo={self.lo!r}, hi={self.hi!r}")
 
     def encode(self):
-        return K.PROJ_BOX, float(self.lo), float(self.hi)
+        return projections.PROJ_BOX, float(self.lo), float(self.hi)
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class Simplex:
         _pos("Simplex", "total", self.total)
 
     def encode(self):
-        return K.PROJ_SIMPLEX, float(self.total), 0.0
+        return projections.PROJ_SIMPLEX, float(self.total), 0.0
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class L1:
         _pos("L1", "lam", self.lam)
 
     def encode(self):
-        return K.PROJ_L1, float(self.lam), 0.0
+        return projections.PROJ_L1, float(self.lam), 0.0
 
 
 CONSTRAINTS = {"ball": Ball, "box": Box, "simplex": Simplex, "l1": L1}
@@ -84,7 +84,7 @@ CONSTRAINTS = {"ball": Ball, "box": Box, "simplex": Simplex, "l1": L1}
 def encode_pair(pair):
     kinds, a, b = [], [], []
     for c in pair:
-        k, x, y = (K.PROJ_NONE, 0.0, 0.0) if c is None else c.encode()
+        k, x, y = (projections.PROJ_NONE, 0.0, 0.0) if c is None else c.encode()
         kinds.append(k)
         a.append(x)
         b.append(y)

@@ -131,7 +131,7 @@ def exp_data(cell, prob, topo, alg, seed):
     iteration, the network average's held-out quality: ``accuracy`` and ``worst_group_loss`` for
     the classification families, ``test_loss`` (the robust loss of the model on the held-out
     split, when there is one) for robust regression; and ``objective`` (f at zbar, training data)."""
-    from minmaxlab.problems.data import _GroupLogistic, accuracy
+    from minmaxlab.problems.data import GroupLogistic, accuracy
     from minmaxlab.simulate import run
 
     tr = run(prob, topo, alg, iterations=cell["iterations"], seed=seed, record=cell["record"],
@@ -146,7 +146,7 @@ def exp_data(cell, prob, topo, alg, seed):
         m = {}
         if np.all(np.isfinite(z)):
             m["objective"] = prob.objective(z)
-            if isinstance(prob, _GroupLogistic):
+            if isinstance(prob, GroupLogistic):
                 m["accuracy"] = accuracy(prob, z)
                 m["worst_group_loss"] = float(np.nanmax(prob.group_losses(z)))
             else:

@@ -12,15 +12,15 @@ block: its rows of X and Z, its gradients, moments, random streams (worker i's s
 (seed, i) only, see :func:`minmaxlab.simulate.worker_streams`), and its workers' data (the rows of
 the problem's A and S when they have one row per worker, the finite-sum components).
 
-Arithmetic. Each rank runs the algorithm's plan (``_kernels.PLANS``) through the same phase
-kernels as the simulator (``_kernels._local_ops``: local steps, projections, oracle, optimistic
+Arithmetic. Each rank runs the algorithm's plan (``engine.plans.PLANS``) through the same phase
+kernels as the simulator (``engine.plans.local_ops``: local steps, projections, oracle, optimistic
 Adam), so its workers' oracle calls and updates are the simulator's, bit for bit.
 
 Gossip. A distributed-graph communicator joins the ranks whose workers are neighbours (over every
 matrix of a time-varying sequence). In each round a rank packs the rows its neighbour ranks need,
 exchanges them with one ``Neighbor_alltoallv`` (a persistent request where the MPI library has
 MPI-4 persistent collectives), and mixes each of its rows over its sparse entries in the same order
-as the simulator's ``_gossip``: gossip matches the simulator to the last bit. Rounds cycle through
+as the simulator's ``gossip``: gossip matches the simulator to the last bit. Rounds cycle through
 a time-varying sequence with the same global round counter. None of the algorithms has two
 gossips without local work between them, so each gossip is its own message per round: in DPOSG's
 default form (and in D-EG) the x-gossip needs the gradient at the gossiped z, so its two gossips
@@ -77,7 +77,7 @@ import traceback
 import numpy as np
 
 from minmaxlab.algorithms import Algorithm
-from minmaxlab.algorithms import _kernels as K
+from minmaxlab.engine import driver, gossip, metrics, plans
 from minmaxlab.errors import MinmaxlabError
 from minmaxlab.problems.base import Problem
 from minmaxlab.runsetup import check_run_options, kernels_for, make_trace, prepare, worker_streams
@@ -229,7 +229,7 @@ class _Exchange:
         spent = 0.0
         for r in range(t):
             q = (round0 + r) % plan.T
-            K._pack_rows(self.Yext, plan.send_rows[q], self.sendbuf)
+            gossip.pack_rows(self.Yext, plan.send_rows[q], self.sendbuf)
             t0 = time.perf_counter()
             if self.requests is not None:
                 req = self.requests[q]
@@ -238,7 +238,7 @@ class _Exchange:
             else:
                 self.graph.Neighbor_alltoallv(*self.specs[q])
             spent += time.perf_counter() - t0
-            K._mix_block(self.Yext, self.tmp, q, plan.indptr, plan.indices, plan.weights)
+            gossip.mix_block(self.Yext, self.tmp, q, plan.indptr, plan.indices, plan.weights)
         return spent
 
     def free(self):
@@ -349,7 +349,8 @@ class _Rank:
         self.X, self.Z = self.Xext[:m], self.Zext[:m]
         self.X[:] = setup.X[self.lo: self.lo + m]
         self.Z[:] = self.X
-        averages = K.OP_AVERAGE_G in K.PLANS[self.alg] or K.OP_AVERAGE_G in K.INIT_PLANS[self.alg]
+        averages = (plans.OP_AVERAGE_G in plans.PLANS[self.alg]
+                    or plans.OP_AVERAGE_G in plans.INIT_PLANS[self.alg])
         self.Gfull = np.zeros((M, d)) if averages else None  # every worker's gradient, to average
         self.G = self.Gfull[self.lo: self.lo + m] if averages else np.zeros((m, d))
         Mom, Vel, Dprev = np.zeros((m, d)), np.zeros((m, d)), np.zeros((m, d))
@@ -362,7 +363,7 @@ class _Rank:
         self.mean_args = (fid, setup.kernel_data[1], problem._A_mean, problem._S_mean, setup.mean_loop,
                           np.zeros(1, dtype=np.uint64))
         # the per-iteration reduction (every_iteration): [divergence flag, sum F(z_i), sum z_i,
-        # sum ||F(z_i)||^2 and d - 1 zeros] (the partial sums of _stationarity_partial)
+        # sum ||F(z_i)||^2 and d - 1 zeros] (the partial sums of stationarity_partial)
         self.small = np.zeros(1 + 3 * d)
         self.smalls = np.zeros((self.ranks, 1 + 3 * d))
         self.FZl, self.tmpl = np.zeros((m, d)), np.zeros((m, d))
@@ -376,8 +377,8 @@ class _Rank:
             self.zbar, self.f1, self.tmp1 = np.zeros((1, d)), np.zeros((1, d)), np.zeros((1, d))
             self.part1, self.acc = np.zeros((1, 3, d)), np.zeros(d)
             self.gmy, self.gmw = np.zeros(d), np.zeros(d)
-            self.stats = K.new_stats()
-            self.out = np.full((nrec + 1, K.NCOL), np.nan)
+            self.stats = metrics.new_stats()
+            self.out = np.full((nrec + 1, metrics.NCOL), np.nan)
             self.traj = np.full((nrec + 1 if record_iterates else 0, d), np.nan)
             self.times = np.full((nrec + 1, 2), np.nan)
         else:
@@ -392,7 +393,7 @@ class _Rank:
         t0 = time.perf_counter()
         self.comm.Allgather(self.MPI.IN_PLACE, [self.Gfull, self.MPI.DOUBLE])
         spent = time.perf_counter() - t0
-        K._average_rows(self.Gfull)
+        gossip.average_rows(self.Gfull)
         return spent
 
     def _gather(self) -> None:
@@ -408,21 +409,21 @@ class _Rank:
         spent in MPI."""
         s = self.s
         t = int(s.rounds[k - 1]) if k > 0 else 0
-        ops = K.PLANS[self.alg] if k > 0 else K.INIT_PLANS[self.alg]
+        ops = plans.PLANS[self.alg] if k > 0 else plans.INIT_PLANS[self.alg]
         spent = 0.0
         p = 0
         while True:
-            p = self.kern._local_ops(ops, p, k, *self.args)
+            p = self.kern.local_ops(ops, p, k, *self.args)
             op = ops[p]
-            if op == K.OP_END:
+            if op == plans.OP_END:
                 break
-            if op == K.OP_AVERAGE_G:
+            if op == plans.OP_AVERAGE_G:
                 spent += self._average()
             else:
                 spent += exchanges[op].rounds(t, self.gossip_rounds)
                 self.gossip_rounds += t
             p += 1
-        calls, sent = K._costs(self.alg, k, t, s.d, s.M, s.avg_degree)
+        calls, sent = plans.costs(self.alg, k, t, s.d, s.M, s.avg_degree)
         self.oracle_calls += calls
         self.floats += sent
         return spent
@@ -431,8 +432,8 @@ class _Rank:
         """every_iteration between records: one Allgather of every rank's divergence flag and
         partial sums; rank 0 adds the running statistics. Returns (diverged, seconds in MPI)."""
         MPI, d = self.MPI, self.s.d
-        self.small[0] = 0.0 if K._finite_below(self.X, self.blowup) else 1.0
-        self.kern._stationarity_partial(self.Z, *self.mean_args, self.s.M, self.FZl, self.tmpl,
+        self.small[0] = 0.0 if metrics.finite_below(self.X, self.blowup) else 1.0
+        self.kern.stationarity_partial(self.Z, *self.mean_args, self.s.M, self.FZl, self.tmpl,
                                         self.small[1:].reshape(3, d))
         t0 = time.perf_counter()
         self.comm.Allgather([self.small, MPI.DOUBLE], [self.smalls, MPI.DOUBLE])
@@ -440,17 +441,17 @@ class _Rank:
         if self.smalls[:, 0].max() > 0:
             return True, spent
         if self.root:
-            s_loc, s_avg, s_w = self.kern._stationarity_finish(
+            s_loc, s_avg, s_w = self.kern.stationarity_finish(
                 self.smalls[:, 1:].reshape(self.ranks, 3, d), *self.mean_args, self.s.M, self.zbar,
                 self.f1, self.tmp1)
-            K._accumulate(self.stats, s_loc, s_avg, s_w)
+            metrics.accumulate(self.stats, s_loc, s_avg, s_w)
         return False, spent
 
     def _record(self, k: int) -> bool:
         """A recorded iteration: every rank's divergence flag and timings (Allreduce), then the
         blocks to rank 0, which writes the row with the simulator's kernels. Returns diverged."""
         MPI, s = self.MPI, self.s
-        flags = np.array([0.0 if k == 0 or K._finite_below(self.X, self.blowup) else 1.0,
+        flags = np.array([0.0 if k == 0 or metrics.finite_below(self.X, self.blowup) else 1.0,
                           self.compute_s, self.comm_s])
         top = np.zeros(3)
         self.comm.Allreduce([flags, MPI.DOUBLE], [top, MPI.DOUBLE], op=MPI.MAX)
@@ -461,15 +462,15 @@ class _Rank:
             M, d = s.M, s.d
             self.Zfull[:] = self.gathered[:, 0].reshape(M, d)
             self.Xfull[:] = self.gathered[:, 1].reshape(M, d)
-            s_loc, s_avg, s_w = self.kern._stationarity(self.Zfull, *self.mean_args, self.FZ,
+            s_loc, s_avg, s_w = self.kern.stationarity(self.Zfull, *self.mean_args, self.FZ,
                                                         self.tmpM, self.zbar, self.f1, self.tmp1,
                                                         self.part1)
             if k > 0 or not self.every_iteration:
-                K._accumulate(self.stats, s_loc, s_avg, s_w)
-            K._record_row(self.out, self.row, k, s_loc, s_avg, s_w, self.stats, self.Zfull,
+                metrics.accumulate(self.stats, s_loc, s_avg, s_w)
+            metrics.record_row(self.out, self.row, k, s_loc, s_avg, s_w, self.stats, self.Zfull,
                           self.Xfull, s.solution, s.has_solution, self.traj, self.acc,
                           self.oracle_calls, self.gossip_rounds, self.floats)
-            self.out[self.row, K.COL_GRADIENT_MAPPING] = K._gradient_mapping(
+            self.out[self.row, metrics.COL_GRADIENT_MAPPING] = metrics.gradient_mapping(
                 self.zbar, self.f1, s_avg, s.eta, s.proj_kind, s.proj_a, s.proj_b, self.dim_u,
                 self.gmy, self.gmw)
             if k > 0:
@@ -480,28 +481,28 @@ class _Rank:
     def _warm_up(self, exchanges) -> None:
         """Compile or load every kernel before the clock starts (on scratch copies)."""
         s, M, d = self.s, self.s.M, self.s.d
-        self.kern._local_ops(np.zeros(1, dtype=np.int64), 0, 0, *self.args)
-        ex = exchanges[K.OP_GOSSIP_X]
-        K._pack_rows(self.Xext, np.zeros(0, dtype=np.int64), ex.sendbuf)
-        K._mix_block(self.Xext.copy(), ex.tmp.copy(), 0, self.plan.indptr, self.plan.indices,
+        self.kern.local_ops(np.zeros(1, dtype=np.int64), 0, 0, *self.args)
+        ex = exchanges[plans.OP_GOSSIP_X]
+        gossip.pack_rows(self.Xext, np.zeros(0, dtype=np.int64), ex.sendbuf)
+        gossip.mix_block(self.Xext.copy(), ex.tmp.copy(), 0, self.plan.indptr, self.plan.indices,
                      self.plan.weights)
-        K._costs(self.alg, 0, 0, d, M, s.avg_degree)
-        K._finite_below(self.X, self.blowup)
+        plans.costs(self.alg, 0, 0, d, M, s.avg_degree)
+        metrics.finite_below(self.X, self.blowup)
         if self.Gfull is not None:
-            K._average_rows(self.Gfull.copy())
+            gossip.average_rows(self.Gfull.copy())
         if self.every_iteration:
-            self.kern._stationarity_partial(self.Z, *self.mean_args, M, self.FZl, self.tmpl,
+            self.kern.stationarity_partial(self.Z, *self.mean_args, M, self.FZl, self.tmpl,
                                             self.small[1:].reshape(3, d).copy())
             if self.root:
-                self.kern._stationarity_finish(self.smalls[:, 1:].reshape(self.ranks, 3, d),
+                self.kern.stationarity_finish(self.smalls[:, 1:].reshape(self.ranks, 3, d),
                                                *self.mean_args, M, self.zbar, self.f1, self.tmp1)
         if self.root:
-            self.kern._stationarity(self.Zfull, *self.mean_args, self.FZ, self.tmpM, self.zbar,
+            self.kern.stationarity(self.Zfull, *self.mean_args, self.FZ, self.tmpM, self.zbar,
                                     self.f1, self.tmp1, self.part1)
-            K._accumulate(self.stats.copy(), 0.0, 0.0, 0.0)
-            K._record_row(self.out.copy(), 0, 0, 0.0, 0.0, 0.0, self.stats, self.Zfull, self.Xfull,
+            metrics.accumulate(self.stats.copy(), 0.0, 0.0, 0.0)
+            metrics.record_row(self.out.copy(), 0, 0, 0.0, 0.0, 0.0, self.stats, self.Zfull, self.Xfull,
                           s.solution, s.has_solution, self.traj.copy(), self.acc, 0.0, 0, 0.0)
-            K._gradient_mapping(self.zbar, self.f1, 0.0, s.eta, s.proj_kind, s.proj_a, s.proj_b,
+            metrics.gradient_mapping(self.zbar, self.f1, 0.0, s.eta, s.proj_kind, s.proj_a, s.proj_b,
                                 self.dim_u, self.gmy, self.gmw)
 
     def run(self):
@@ -511,10 +512,10 @@ class _Rank:
                                                      reorder=False)
         sendbuf = np.zeros((max(self.plan.send_max, 1), s.d))
         tmp = np.zeros((self.m, s.d))
-        exchanges = {K.OP_GOSSIP_Z: _Exchange(self.MPI, graph, self.plan, self.Zext, sendbuf, tmp),
-                     K.OP_GOSSIP_X: _Exchange(self.MPI, graph, self.plan, self.Xext, sendbuf, tmp)}
+        exchanges = {plans.OP_GOSSIP_Z: _Exchange(self.MPI, graph, self.plan, self.Zext, sendbuf, tmp),
+                     plans.OP_GOSSIP_X: _Exchange(self.MPI, graph, self.plan, self.Xext, sendbuf, tmp)}
         rec, nrec = s.record, s.record.shape[0]
-        status, k_last = K.STATUS_OK, 0
+        status, k_last = driver.STATUS_OK, 0
         with _single_threaded_blas():
             self._warm_up(exchanges)
             wall = time.perf_counter()
@@ -536,7 +537,7 @@ class _Rank:
                     diverged = self._record(k)
                     self.record_s += time.perf_counter() - t_rec
                 if diverged:
-                    status = K.STATUS_DIVERGED
+                    status = driver.STATUS_DIVERGED
                     break
             wall = time.perf_counter() - wall
             self._gather()  # the final states of all workers
@@ -559,7 +560,7 @@ class _Rank:
         X = np.ascontiguousarray(self.gathered[:, 1].reshape(M, d))
         done = max(k_last, 1)
         compute, comm_s = per_rank[:, 0].max() / done, per_rank[:, 1].max() / done
-        if status == K.STATUS_DIVERGED:
+        if status == driver.STATUS_DIVERGED:
             self.times[self.row] = compute, comm_s
         timing = {
             "compute_s_per_iter": float(compute),

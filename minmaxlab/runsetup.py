@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from minmaxlab.algorithms import OSG, Algorithm
-from minmaxlab.algorithms import _kernels as K
 from minmaxlab.constraints import encode_pair
+from minmaxlab.engine import chain, driver, metrics, oracle
 from minmaxlab.errors import AlgorithmError, MinmaxlabError
 from minmaxlab.meta import provenance
 from minmaxlab.problems.base import Problem
 from minmaxlab.topology import TimeVarying, Topology
 
 _USER_KERNELS: dict[tuple[int, int, int], tuple] = {}
-_NOISE_IDS = {"none": K.NOISE_NONE, "gaussian": K.NOISE_GAUSSIAN, "finite_sum": K.NOISE_FINITE_SUM,
-              "sampled": K.NOISE_SAMPLED}
+_NOISE_IDS = {"none": oracle.NOISE_NONE, "gaussian": oracle.NOISE_GAUSSIAN,
+              "finite_sum": oracle.NOISE_FINITE_SUM, "sampled": oracle.NOISE_SAMPLED}
 DEFAULT_RECORDS = 60
 
 
@@ -249,15 +249,15 @@ def prepare(problem: Problem, topology, algorithm: Algorithm, iterations, z0, re
 
 
 def kernels_for(problem: Problem, offset: int = 0):
-    """The kernel module, or the kernels compiled for the problem's user operator (cached per
-    operator and row offset)."""
+    """The engine's chain (:mod:`minmaxlab.engine.chain`) for the problem: the library's, or the
+    one compiled for its user operator (cached per operator and row offset)."""
     if problem.user_operator is None:
-        return K
+        return chain.library()
     mean_op = problem.mean_operator
     key = (id(problem.user_operator), id(mean_op), int(offset))
     if key not in _USER_KERNELS:
         # the entry keeps the functions alive, so that their ids cannot be reused by others
-        ns = K.user_kernels(problem.user_operator, offset=offset, mean_op=mean_op)
+        ns = chain.user_kernels(problem.user_operator, offset=offset, mean_op=mean_op)
         _USER_KERNELS[key] = (problem.user_operator, mean_op, ns)
     return _USER_KERNELS[key][2]
 
@@ -266,12 +266,12 @@ def make_trace(problem, topology, algorithm, setup: Setup, out, traj, rows, stat
                 seed, every_iteration, record_iterates, elapsed, extra_columns=None,
                 extra_spec=None) -> Trace:
     """The Trace of a finished run from the kernels' record arrays (shared by the backends)."""
-    diverged = status == K.STATUS_DIVERGED
+    diverged = status == driver.STATUS_DIVERGED
     if diverged:
         out[rows, :] = np.nan
         out[rows, 0] = k_last
         rows += 1
-    cols = {name: out[:rows, j].copy() for j, name in enumerate(K.COLUMNS)}
+    cols = {name: out[:rows, j].copy() for j, name in enumerate(metrics.COLUMNS)}
     if problem.solution is None:
         del cols["dist_to_solution"]
     if record_iterates:

@@ -13,7 +13,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from minmaxlab.algorithms import Algorithm
-from minmaxlab.algorithms import _kernels as K
+from minmaxlab.engine import metrics
 from minmaxlab.errors import MinmaxlabError
 from minmaxlab.problems.base import Problem
 from minmaxlab.runsetup import (  # noqa: F401 (public names of a run, re-exported)
@@ -65,7 +65,7 @@ def run(problem: Problem, topology, algorithm: Algorithm, iterations: int, seed:
         Z = X.copy()
         G, Mom, Vel, Dprev = (np.zeros((M, d)) for _ in range(4))
         state = worker_streams(seed, M)
-        out = np.full((s.record.shape[0] + 1, K.NCOL), np.nan)
+        out = np.full((s.record.shape[0] + 1, metrics.NCOL), np.nan)
         traj = np.full((s.record.shape[0] + 1 if record_iterates else 0, d), np.nan)
     except MemoryError as exc:
         raise MinmaxlabError(f"run: not enough memory for {problem.workers} workers x dim "
@@ -73,7 +73,7 @@ def run(problem: Problem, topology, algorithm: Algorithm, iterations: int, seed:
     warn_quadratic_metrics(problem, every_iteration)  # the problem is known valid from here
     b1, b2, aeps = s.adam
     fid, P, A, S = s.kernel_data
-    simulate = kernels_for(problem)._simulate
+    simulate = kernels_for(problem).simulate
     start = time.perf_counter()
     with threadpool_limits(limits=1):  # the kernels' BLAS products are small: no thread pool
         status, k_last, rows = simulate(

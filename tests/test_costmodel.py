@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import minmaxlab as mml
-from minmaxlab.algorithms import _kernels as K
 from minmaxlab.algorithms import phase_counts
 from minmaxlab.costmodel import CostModel
+from minmaxlab.engine import plans
 from minmaxlab.errors import MinmaxlabError
 
 ALPHA, BETA, GRAD = 1e-3, 1e6, 2e-4
@@ -48,8 +48,8 @@ def test_phase_counts_are_the_plans():
     assert phase_counts("dposg_single") == (1, 1, 0)
     assert phase_counts("deg") == (2, 2, 0)
     assert phase_counts("cposg") == (1, 0, 1)
-    assert K.plan_counts(K.ALG_CPOSG, init=True) == (1, 0, 1)  # the first average at z0
-    assert K.plan_counts(K.ALG_DSGDA, init=True) == (0, 0, 0)
+    assert plans.plan_counts(plans.ALG_CPOSG, init=True) == (1, 0, 1)  # the first average at z0
+    assert plans.plan_counts(plans.ALG_DSGDA, init=True) == (0, 0, 0)
 
 
 @pytest.mark.parametrize("alg, per_iteration", [

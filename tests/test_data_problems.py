@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 import minmaxlab as mml
-from minmaxlab.algorithms import _kernels as K
+from minmaxlab.engine import metrics
 from minmaxlab.errors import ProblemError
 from minmaxlab.problems import datasets as D
 from minmaxlab.problems.data import accuracy
@@ -59,7 +59,7 @@ def test_declared_L_is_not_exceeded(family):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_minibatch_oracle_is_unbiased(family):
-    from minmaxlab.problems._kernels import _library_rows
+    from minmaxlab.engine.families import library_rows
     from minmaxlab.simulate import worker_streams
 
     prob = _small(family, batch=4)
@@ -71,7 +71,7 @@ def test_minibatch_oracle_is_unbiased(family):
     acc = np.zeros_like(Z)
     reps = 4000
     for _ in range(reps):
-        _library_rows(fid, Z, O, P, A, S, -1, state, 4)
+        library_rows(fid, Z, O, P, A, S, -1, state, 4)
         acc += O
     exact = np.array([prob.F_i(i, z) for i in range(prob.workers)])
     scale = np.abs(exact).max() + 1
@@ -117,7 +117,7 @@ def _np_mapping(prob, zbar, eta):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_gradient_mapping_column(family):
-    assert K.COLUMNS[K.COL_GRADIENT_MAPPING] == "gradient_mapping"
+    assert metrics.COLUMNS[metrics.COL_GRADIENT_MAPPING] == "gradient_mapping"
     prob = _small(family, workers=4)
     topo = mml.topology("ring", 4)
     eta = 0.05
@@ -135,7 +135,7 @@ def test_gradient_mapping_on_a_library_problem_and_stable_columns():
     prob = mml.problem("bilinear", workers=4)
     df = mml.run(prob, mml.topology("ring", 4), mml.DPOSG(eta=0.05), 50, seed=0).to_frame()
     assert np.array_equal(df.gradient_mapping.to_numpy(), df.stationarity_avg.to_numpy())
-    assert list(K.COLUMNS[:14]) == ["iteration", "stationarity_local", "stationarity_avg",
+    assert list(metrics.COLUMNS[:14]) == ["iteration", "stationarity_local", "stationarity_avg",
                                     "avg_stationarity_local", "avg_stationarity_avg",
                                     "min_stationarity_local", "min_stationarity_avg", "consensus_z",
                                     "consensus_x", "dist_to_solution", "oracle_calls", "gossip_rounds",

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from numba import njit
 
 import minmaxlab as mml
-from minmaxlab.algorithms import _kernels as K
+from minmaxlab.engine import driver, gossip, oracle, projections, streams
 from minmaxlab.errors import AlgorithmError, MinmaxlabError
 from minmaxlab.testing import connected_graphs, problems
 
@@ -206,7 +206,7 @@ def test_C2_every_gossip_contracts_by_rho_t(data, t, d):
     Y = Y.reshape(M, d)
     ip, ix, w = topo.neighbors
     Yt = Y.copy()
-    K._gossip(Yt, np.empty_like(Y), t, 0, ip[None, :], ix[None, :], w[None, :])
+    gossip.gossip(Yt, np.empty_like(Y), t, 0, ip[None, :], ix[None, :], w[None, :])
     assert np.allclose(Yt, _Wt(topo.W, t) @ Y, atol=1e-9)
     before = np.linalg.norm(Y - Y.mean(axis=0))
     after = np.linalg.norm(Yt - Yt.mean(axis=0))
@@ -253,7 +253,7 @@ def _splitmix_uniforms(state, n):
 
 def test_random_stream_is_splitmix64():
     st_ = np.array([123456789], dtype=np.uint64)
-    got = [K._uniform(st_, 0) for _ in range(5)]
+    got = [streams.uniform(st_, 0) for _ in range(5)]
     assert got == _splitmix_uniforms(123456789, 5)
 
 
@@ -268,13 +268,13 @@ def test_oracle_noise_is_unbiased_with_variance_sigma2_over_m(kind):
     state = np.array([1, 99], dtype=np.uint64)
     n = 40000
     out = np.empty((n, 6))
-    nk = {"gaussian": K.NOISE_GAUSSIAN, "finite_sum": K.NOISE_FINITE_SUM}[kind]
+    nk = {"gaussian": oracle.NOISE_GAUSSIAN, "finite_sum": oracle.NOISE_FINITE_SUM}[kind]
     scale = 0.8 / np.sqrt(6 * 4)
     shifts = prob.noise.shifts if kind == "finite_sum" else np.zeros((1, 1, 1))
     Zs = np.tile(z, (2, 1))
     O = np.zeros((2, 6))
     for r in range(n):
-        K._oracle_all(Zs, O, fid, P, A, S, nk, scale, 4, shifts, state)
+        oracle.oracle_all(Zs, O, fid, P, A, S, nk, scale, 4, shifts, state)
         out[r] = O[1]
     err = out - F1
     var = np.mean(np.sum(err**2, axis=1))
@@ -285,19 +285,19 @@ def test_oracle_noise_is_unbiased_with_variance_sigma2_over_m(kind):
 def test_projections_closed_forms():
     work = np.empty(8)
     y = np.array([3.0, 4.0, 1.0, -2.0])
-    K._project_segment(K.PROJ_BALL, 1.0, 0.0, 0.1, y, 0, 2, work)
+    projections.project_segment(projections.PROJ_BALL, 1.0, 0.0, 0.1, y, 0, 2, work)
     assert np.allclose(y, [0.6, 0.8, 1.0, -2.0])
     y = np.array([3.0, -4.0, 0.5])
-    K._project_segment(K.PROJ_BOX, -1.0, 1.0, 0.1, y, 0, 3, work)
+    projections.project_segment(projections.PROJ_BOX, -1.0, 1.0, 0.1, y, 0, 3, work)
     assert np.allclose(y, [1.0, -1.0, 0.5])
     y = np.array([0.3, -1.0, 0.05])
-    K._project_segment(K.PROJ_L1, 1.0, 0.0, 0.1, y, 0, 3, work)  # threshold 0.1
+    projections.project_segment(projections.PROJ_L1, 1.0, 0.0, 0.1, y, 0, 3, work)  # threshold 0.1
     assert np.allclose(y, [0.2, -0.9, 0.0])
     rng = np.random.default_rng(0)
     for _ in range(50):
         v = rng.normal(size=5) * 3
         y = v.copy()
-        K._project_segment(K.PROJ_SIMPLEX, 2.0, 0.0, 0.1, y, 0, 5, work)
+        projections.project_segment(projections.PROJ_SIMPLEX, 2.0, 0.0, 0.1, y, 0, 5, work)
         assert y.min() >= 0 and y.sum() == pytest.approx(2.0)
         # optimality: projection onto {y >= 0, sum = 2}: v - y = theta on the support, v <= theta off it
         theta = (v - y)[y > 0]
@@ -458,7 +458,7 @@ def test_kernel_sources_digest_sees_kernel_files_only(tmp_path):
 def test_the_packages_kernels_are_cached_with_the_package_stamp():
     from minmaxlab._cache import LOCATORS, ROOT, source_digest
 
-    locator = K._simulate._cache._impl._locator
+    locator = driver.simulate._cache._impl._locator
     assert isinstance(locator, LOCATORS)
     assert locator.get_source_stamp()[1] == source_digest(ROOT)
 

@@ -46,9 +46,9 @@ def test_discriminator_loss_formula():
     assert fake.shape == (0, 2)
     real = p.shards[0]
     lat = p._S
-    from minmaxlab._mlp import _generate
+    from minmaxlab.engine.mlp import generate
 
-    xf = _generate(u, p._P, np.ascontiguousarray(lat))
+    xf = generate(u, p._P, np.ascontiguousarray(lat))
     lr = p.discriminate(z, real)
     lf = p.discriminate(z, xf)
     ld = np.mean(np.log1p(np.exp(-lr))) + np.mean(np.log1p(np.exp(lf)))

@@ -58,3 +58,20 @@ def test_no_import_cycles():
     # the check sees a cycle when there is one
     graph.add_edge("minmaxlab.topology", "minmaxlab.simulate")
     assert any(len(c) > 1 for c in nx.strongly_connected_components(graph))
+
+
+def test_no_private_names_imported_across_modules():
+    """A module imports another one's public names only (its private ones may change freely); a
+    package's own ``__init__`` may use its private modules."""
+    found = []
+    for path in (ROOT / "minmaxlab").rglob("*.py"):
+        me = _module(path)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom) or not (node.module or "").startswith("minmaxlab"):
+                continue
+            own_package = path.name == "__init__.py" and node.module == me
+            names = [a.name for a in node.names
+                     if a.name.startswith("_") and not a.name.startswith("__") and not own_package]
+            parts = [p for p in node.module.split(".") if p.startswith("_")]
+            found += [f"{me}: {node.module} {n}" for n in names + parts]
+    assert not found, found

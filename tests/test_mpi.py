@@ -240,9 +240,9 @@ ALGORITHMS = [mml.DPOSG(eta=0.05, rounds=2), mml.DPOSG(eta=0.05, rounds=2, varia
 
 @pytest.mark.parametrize("alg", ALGORITHMS, ids=lambda a: a.label)
 def test_plans_driven_from_python_reproduce_the_simulator(alg):
-    """The MPI backend's way to run an algorithm (its plan through _local_ops, communication in
-    between) on one block of all workers, without MPI: bit-identical to _simulate."""
-    from minmaxlab.algorithms import _kernels as K
+    """The MPI backend's way to run an algorithm (its plan through local_ops, communication in
+    between) on one block of all workers, without MPI: bit-identical to simulate."""
+    from minmaxlab.engine import gossip, plans
     from minmaxlab.runsetup import prepare, worker_streams
 
     prob = mml.problem("minty_bowl_hetero", workers=8).with_noise(sigma=0.2, batch=2)
@@ -259,31 +259,31 @@ def test_plans_driven_from_python_reproduce_the_simulator(alg):
     done = 0
     for k in range(26):
         t = int(s.rounds[k - 1]) if k else 0
-        ops = K.PLANS[alg.alg_id] if k else K.INIT_PLANS[alg.alg_id]
+        ops = plans.PLANS[alg.alg_id] if k else plans.INIT_PLANS[alg.alg_id]
         p = 0
         while True:
-            p = K._local_ops(ops, p, k, *args)
-            if ops[p] == K.OP_END:
+            p = plans.local_ops(ops, p, k, *args)
+            if ops[p] == plans.OP_END:
                 break
-            if ops[p] == K.OP_AVERAGE_G:
-                K._average_rows(G)
+            if ops[p] == plans.OP_AVERAGE_G:
+                gossip.average_rows(G)
             else:
-                done += K._gossip(Z if ops[p] == K.OP_GOSSIP_Z else X, tmp, t, done, s.indptr,
+                done += gossip.gossip(Z if ops[p] == plans.OP_GOSSIP_Z else X, tmp, t, done, s.indptr,
                                   s.indices, s.weights)
             p += 1
     assert np.array_equal(X, ref.final_x) and np.array_equal(Z, ref.final_z)
 
 
 def test_plans_read_like_the_algorithms():
-    from minmaxlab.algorithms import _kernels as K
+    from minmaxlab.engine import plans
 
-    assert K.plan(K.ALG_DPOSG) == ("step_z", "gossip_z", "oracle_z", "step_x", "gossip_x")
-    assert K.plan(K.ALG_DPOSG_SINGLE) == ("gossip_x", "step_z", "oracle_z", "step_x")
-    assert K.plan(K.ALG_CPOSG) == ("step_z", "oracle_z", "average_g", "step_x")
-    assert K.plan(K.ALG_CPOSG, init=True) == ("oracle_z", "average_g")
-    assert K.plan(K.ALG_DEG) == ("oracle_x", "step_z", "gossip_z", "oracle_z", "step_x", "gossip_x")
-    assert K.plan(K.ALG_DPOADAM) == ("oracle_x", "adam_x", "gossip_x", "copy_z")
-    assert K.plan(K.ALG_DSGDA, init=True) == ()
+    assert plans.plan(plans.ALG_DPOSG) == ("step_z", "gossip_z", "oracle_z", "step_x", "gossip_x")
+    assert plans.plan(plans.ALG_DPOSG_SINGLE) == ("gossip_x", "step_z", "oracle_z", "step_x")
+    assert plans.plan(plans.ALG_CPOSG) == ("step_z", "oracle_z", "average_g", "step_x")
+    assert plans.plan(plans.ALG_CPOSG, init=True) == ("oracle_z", "average_g")
+    assert plans.plan(plans.ALG_DEG) == ("oracle_x", "step_z", "gossip_z", "oracle_z", "step_x", "gossip_x")
+    assert plans.plan(plans.ALG_DPOADAM) == ("oracle_x", "adam_x", "gossip_x", "copy_z")
+    assert plans.plan(plans.ALG_DSGDA, init=True) == ()
 
 
 def test_a_rank_that_fails_before_the_run_stops_the_job(mpiexec, tmp_path):

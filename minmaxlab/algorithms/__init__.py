@@ -1,5 +1,6 @@
-"""Algorithms as small frozen specs. The arithmetic lives once, in the numba phase kernels of
-``_kernels`` (one plan of phases per algorithm), shared by the simulator and the MPI backend.
+"""Algorithms as small frozen specs. The arithmetic lives once, in the engine's phase kernels
+(:mod:`minmaxlab.engine.plans`: one plan of phases per algorithm), shared by the simulator and the
+MPI backend.
 
 Notation: M workers, worker i holds x_i, z_i and its last stochastic gradient g_i; W^t is t rounds
 of gossip with the mixing matrix (assumption A4); eta may differ per player, eta = (eta_u, eta_v).
@@ -15,7 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from minmaxlab.algorithms import _kernels as K
+from minmaxlab.engine import plans
 from minmaxlab.errors import AlgorithmError, did_you_mean
 from minmaxlab.topology import rounds_for_eps
 
@@ -153,7 +154,7 @@ class DPOSG(_Gossiping):
 
     @property
     def alg_id(self):  # type: ignore[override]
-        return K.ALG_DPOSG if self.variant == "default" else K.ALG_DPOSG_SINGLE
+        return plans.ALG_DPOSG if self.variant == "default" else plans.ALG_DPOSG_SINGLE
 
     @property
     def label(self) -> str:
@@ -190,7 +191,7 @@ class CPOSG(Algorithm):
     """
 
     key: ClassVar[str] = "cposg"
-    alg_id: ClassVar[int] = K.ALG_CPOSG
+    alg_id: ClassVar[int] = plans.ALG_CPOSG
     decentralized: ClassVar[bool] = False
 
 
@@ -216,7 +217,7 @@ class DSGDA(_Gossiping):
     """
 
     key: ClassVar[str] = "dsgda"
-    alg_id: ClassVar[int] = K.ALG_DSGDA
+    alg_id: ClassVar[int] = plans.ALG_DSGDA
     optimistic: ClassVar[bool] = False
 
 
@@ -228,7 +229,7 @@ class DEG(_Gossiping):
     """
 
     key: ClassVar[str] = "deg"
-    alg_id: ClassVar[int] = K.ALG_DEG
+    alg_id: ClassVar[int] = plans.ALG_DEG
     oracle_calls_per_iteration: ClassVar[int] = 2
 
 
@@ -247,7 +248,7 @@ class DPOAdam(_Gossiping):
     epsilon: float = 1e-8
 
     key: ClassVar[str] = "dpoadam"
-    alg_id: ClassVar[int] = K.ALG_DPOADAM
+    alg_id: ClassVar[int] = plans.ALG_DPOADAM
 
     def __post_init__(self):
         super().__post_init__()
@@ -268,7 +269,7 @@ class CPOAdam(Algorithm):
     epsilon: float = 1e-8
 
     key: ClassVar[str] = "cpoadam"
-    alg_id: ClassVar[int] = K.ALG_CPOADAM
+    alg_id: ClassVar[int] = plans.ALG_CPOADAM
     decentralized: ClassVar[bool] = False
 
     def __post_init__(self):
@@ -295,7 +296,7 @@ def phase_counts(name: str) -> tuple[int, int, int]:
     """(oracle calls, gossip phases, exact averages) of one iteration of the algorithm ``name``
     (a key of :func:`algorithm`), counted from its plan; a gossip phase is ``rounds`` rounds."""
     alg = algorithm(name, eta=1.0)
-    return K.plan_counts(alg.alg_id)
+    return plans.plan_counts(alg.alg_id)
 
 
 def algorithm(name: str, **params) -> Algorithm:

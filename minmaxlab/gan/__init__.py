@@ -13,8 +13,8 @@ simultaneous-gradient field of a non-zero-sum game). Losses available: ``minimax
 ``nonsaturating``. WGAN with gradient penalty is not available: its parameter gradient needs second
 derivatives of the discriminator, which these kernels do not compute.
 
-Gradients are written by hand (``minmaxlab/_mlp.py``) and checked against finite differences of the losses
-in the tests, for every activation and both losses.
+Gradients are written by hand (``minmaxlab/engine/mlp.py``) and checked against finite differences
+of the losses in the tests, for every activation and both losses.
 """
 
 from __future__ import annotations
@@ -23,16 +23,15 @@ import math
 
 import numpy as np
 
-from minmaxlab import _mlp
+from minmaxlab.engine import families, mlp
 from minmaxlab.errors import ProblemError
 from minmaxlab.gan.data import DATASETS, GRID_STD, RING_STD, grid_modes, load, ring_modes
 from minmaxlab.gan.data import split as split_data
-from minmaxlab.problems import _kernels as K
 from minmaxlab.problems.base import Noise, ShardedProblem
 
-ACTIVATIONS = {"linear": _mlp.ACT_LINEAR, "relu": _mlp.ACT_RELU, "leaky_relu": _mlp.ACT_LEAKY,
-               "tanh": _mlp.ACT_TANH, "sigmoid": _mlp.ACT_SIGMOID}
-LOSSES = {"minimax": _mlp.LOSS_MINIMAX, "nonsaturating": _mlp.LOSS_NONSATURATING}
+ACTIVATIONS = {"linear": mlp.ACT_LINEAR, "relu": mlp.ACT_RELU, "leaky_relu": mlp.ACT_LEAKY,
+               "tanh": mlp.ACT_TANH, "sigmoid": mlp.ACT_SIGMOID}
+LOSSES = {"minimax": mlp.LOSS_MINIMAX, "nonsaturating": mlp.LOSS_NONSATURATING}
 
 
 class GAN(ShardedProblem):
@@ -87,12 +86,12 @@ class GAN(ShardedProblem):
         sD = [dx] + [hidden] * layers + [1]
         P = [LOSSES[loss], slope, len(sG) - 1, *sG, ACTIVATIONS[act], ACTIVATIONS[g_out],
              len(sD) - 1, *sD, ACTIVATIONS[act], workers, *[len(s) for s in shards]]
-        self.n_gen = int(_mlp._n_params(np.array(sG)))
-        self.n_disc = int(_mlp._n_params(np.array(sD)))
+        self.n_gen = int(mlp.n_params(np.array(sG)))
+        self.n_disc = int(mlp.n_params(np.array(sD)))
         lat = np.random.default_rng([int(seed), 606]).standard_normal((heldout, latent))
         self._setup(
             name=name, dim=self.n_gen + self.n_disc, dim_u=self.n_gen, workers=workers,
-            fid=K.FID_GAN, P=P, A=A, S=lat, A_mean=Xh[None], S_mean=lat,
+            fid=families.FID_GAN, P=P, A=A, S=lat, A_mean=Xh[None], S_mean=lat,
             L=math.inf, L_local=math.inf, box=(-1.0, 1.0), lipschitz="unknown", mvi="unknown",
             r_min=None, solution=None, heterogeneity=0.0 if split == "iid" else 1.0,
             heterogeneity_kind=f"data split {split}",
@@ -123,7 +122,7 @@ class GAN(ShardedProblem):
 
     def losses(self, z, worker: int = 0) -> tuple[float, float]:
         """(L_G, L_D) of a worker on its whole shard and the fixed latent set (deterministic)."""
-        return _mlp._gan_losses(np.ascontiguousarray(z, dtype=float), self._P, self._A, self._S,
+        return mlp.gan_losses(np.ascontiguousarray(z, dtype=float), self._P, self._A, self._S,
                                 int(worker))
 
     def generate(self, z, n: int = 2000, seed: int = 0) -> np.ndarray:
@@ -131,11 +130,11 @@ class GAN(ShardedProblem):
         z = np.asarray(z, dtype=float)
         u = z[: self.n_gen]
         lat = np.random.default_rng([int(seed), 808]).standard_normal((n, self.sizes[0][0]))
-        return _mlp._generate(u, self._P, lat)
+        return mlp.generate(u, self._P, lat)
 
     def discriminate(self, z, X) -> np.ndarray:
         z = np.asarray(z, dtype=float)
-        return _mlp._discriminate(z[self.n_gen:], self._P, np.ascontiguousarray(X, dtype=float))[:, 0]
+        return mlp.discriminate(z[self.n_gen:], self._P, np.ascontiguousarray(X, dtype=float))[:, 0]
 
 
 def mixture_metrics(samples: np.ndarray, modes: np.ndarray, std: float) -> dict:

@@ -4,7 +4,8 @@ A problem is data. It holds
 
 * ``dim`` and ``dim_u`` (z = (u, v), u = z[:dim_u] is the minimizing player, v the maximizing one);
 * its local operators F_i in kernel form: a family id and three arrays (``P``, ``A``, ``S``) that the
-  private kernel ``_library_rows`` reads (see ``_kernels.py``), or a user operator compiled by numba;
+  engine's ``library_rows`` reads (see ``minmaxlab/engine/families.py``), or a user operator
+  compiled by numba;
 * an independent form of the mean operator F (the family's own aggregate data), so that tests can
   check F == mean of the F_i;
 * declared constants: ``L`` (Lipschitz constant of F) and ``L_local`` (max over workers of that of F_i),
@@ -27,8 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
+from minmaxlab.engine import families
 from minmaxlab.errors import ProblemError
-from minmaxlab.problems import _kernels as K
 
 MVI_STATUSES = ("holds", "equality", "fails", "unknown")
 NOISE_KINDS = ("none", "gaussian", "finite_sum", "sampled")
@@ -271,7 +272,7 @@ class Problem:
     # ------------------------------------------------------------------ kernel form
     @property
     def kernel_data(self) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
-        """(fid, P, A, S): what the engine kernels pass to ``_library_rows``."""
+        """(fid, P, A, S): what the engine kernels pass to ``library_rows``."""
         return self._fid, self._P, self._A, self._S
 
     @property
@@ -312,7 +313,7 @@ class Problem:
             for r in range(Z.shape[0]):
                 self._user_op(int(i), Z[r], out[r])
         else:
-            out = K._library_eval_rows(self._fid, int(i), Z, self._P, self._A, self._S)
+            out = families.library_eval_rows(self._fid, int(i), Z, self._P, self._A, self._S)
         return out[0] if single else out
 
     def F(self, z) -> np.ndarray:
@@ -325,7 +326,7 @@ class Problem:
         elif self._user_op is not None:
             out = np.mean([self.F_i(i, Z) for i in range(self.workers)], axis=0)
         else:
-            out = K._library_eval_rows(self._fid, 0, Z, self._P, self._A_mean, self._S_mean)
+            out = families.library_eval_rows(self._fid, 0, Z, self._P, self._A_mean, self._S_mean)
         return out[0] if single else out
 
     def F_i_all(self, z) -> np.ndarray:
@@ -586,7 +587,7 @@ class Problem:
             dim=dim,
             dim_u=int(dim_u),
             workers=workers,
-            fid=K.FID_USER,
+            fid=families.FID_USER,
             P=np.zeros(1),
             A=np.zeros((1, 1, 1)),
             S=np.zeros((1, dim)),

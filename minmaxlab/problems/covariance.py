@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minmaxlab.problems import _kernels as K
+from minmaxlab.engine import families
 from minmaxlab.problems.base import Problem, ProblemError
 
 GOLDEN = (1.0 + 5.0**0.5) / 2.0
@@ -63,7 +63,7 @@ class CovarianceWGAN(Problem):
         residuals = np.concatenate([np.zeros((workers, n * n)),
                                     (Sig_bar[None] - Sig_i).reshape(workers, n * n)], axis=1)
         self._setup(
-            name=name, dim=dim, dim_u=n * n, workers=workers, fid=K.FID_COVARIANCE,
+            name=name, dim=dim, dim_u=n * n, workers=workers, fid=families.FID_COVARIANCE,
             P=[n], A=Sig_i, S=np.zeros((1, dim)), A_mean=Sig_bar[None], S_mean=np.zeros((1, dim)),
             L=2.0 * GOLDEN * n * box, L_local=2.0 * GOLDEN * n * box,
             box=(-box, box), lipschitz="box", mvi="fails", r_min=None, solution=sol,

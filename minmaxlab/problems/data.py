@@ -26,14 +26,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from minmaxlab.constraints import L1, Ball, Simplex
+from minmaxlab.engine import families
 from minmaxlab.errors import ProblemError
-from minmaxlab.problems import _kernels as K
 from minmaxlab.problems import datasets as D
 from minmaxlab.problems.base import Noise, Problem, ShardedProblem
 
 
 def _pack_sparse(blocks) -> np.ndarray:
-    """Sparse kernel storage (see minmaxlab._datakernels) of blocks [(X CSR, extras (n, E))]: an
+    """Sparse kernel storage (see minmaxlab.engine.datarows) of blocks [(X CSR, extras (n, E))]: an
     array (len(blocks), 1, length) of compressed row buffers, zero-padded to the longest."""
     bufs = []
     for X, E in blocks:
@@ -199,7 +199,7 @@ class RobustRegression(_DataProblem):
         lo = np.concatenate([np.full(p, -box), np.full(p, -radius / math.sqrt(p))])
         self._setup(
             name=name, dim=2 * p, dim_u=p, workers=workers,
-            fid=K.FID_ROBUST_SPARSE if storage == "sparse" else K.FID_ROBUST_REGRESSION,
+            fid=families.FID_ROBUST_SPARSE if storage == "sparse" else families.FID_ROBUST_REGRESSION,
             P=[p, lam, workers, *counts], A=A, S=np.zeros((1, 1)), A_mean=Abar, S_mean=np.zeros((1, 1)),
             L=L, L_local=L_local, box=(lo, -lo), lipschitz="box", mvi="unknown", r_min=None,
             solution=None, heterogeneity=0.0 if split == "iid" else 1.0,
@@ -280,7 +280,7 @@ def _binary(y):
     return np.where(np.isin(y, pos), 1.0, -1.0)
 
 
-class _GroupLogistic(_DataProblem):
+class GroupLogistic(_DataProblem):
     """Shared form of the group-weighted logistic families (see the subclasses).
 
         f_i(w, q) = sum_k q_k L_{i,k}(w) + (l2/2) ||w_a||^2 - (rho/2) ||q - 1/K||^2,
@@ -337,7 +337,7 @@ class _GroupLogistic(_DataProblem):
         hi = np.concatenate([np.full(p + 1, box), np.ones(K_groups)])
         self._setup(
             name=name, dim=p + 1 + K_groups, dim_u=p + 1, workers=workers,
-            fid=K.FID_GROUP_LOGISTIC_SPARSE if storage == "sparse" else K.FID_GROUP_LOGISTIC,
+            fid=families.FID_GROUP_LOGISTIC_SPARSE if storage == "sparse" else families.FID_GROUP_LOGISTIC,
             P=[p, K_groups, rho, l2, workers, *counts], A=A, S=np.zeros((1, 1)), A_mean=Abar,
             S_mean=np.zeros((1, 1)), L=L, L_local=L_local, box=(lo, hi), lipschitz="box",
             mvi="unknown", r_min=None, solution=None, heterogeneity=0.0 if split == "iid" else 1.0,
@@ -394,7 +394,7 @@ class _GroupLogistic(_DataProblem):
         return np.array([loss[g == k].mean() if np.any(g == k) else np.nan for k in range(self.groups)])
 
 
-class DRORegression(_GroupLogistic):
+class DRORegression(GroupLogistic):
     """Distributionally robust logistic regression over K groups of the data (group DRO):
 
         min_w max_{q in simplex_K} sum_k q_k L_k(w) + (l2/2)||w_a||^2 - (rho/2) ||q - 1/K||^2,
@@ -406,14 +406,14 @@ class DRORegression(_GroupLogistic):
     References: Namkoong and Duchi, "Stochastic gradient methods for distributionally robust
     optimization with f-divergences", NeurIPS 2016; Sagawa, Koh, Hashimoto, Liang, "Distributionally
     robust neural networks for group shifts", ICLR 2020.
-    """ + _GroupLogistic.__doc__.split("\n", 1)[1]
+    """ + GroupLogistic.__doc__.split("\n", 1)[1]
 
     family = "dro_logistic"
     default_groups = "kmeans:4"
     references = ("Namkoong and Duchi, NeurIPS 2016", "Sagawa et al., group DRO, ICLR 2020")
 
 
-class FairClassification(_GroupLogistic):
+class FairClassification(GroupLogistic):
     """Fair (agnostic) classification: the worst mixture of protected groups,
 
         min_w max_{q in simplex_G} sum_g q_g L_g(w) + (l2/2)||w_a||^2 - (rho/2) ||q - 1/G||^2,
@@ -421,7 +421,7 @@ class FairClassification(_GroupLogistic):
     with logistic losses per group; groups are given by the labels (``groups="label"``, default) or
     by a feature split at its median (``feature:J``). The q player is projected on the simplex.
     Reference: Mohri, Sivek, Suresh, "Agnostic federated learning", ICML 2019.
-    """ + _GroupLogistic.__doc__.split("\n", 1)[1]
+    """ + GroupLogistic.__doc__.split("\n", 1)[1]
 
     family = "fair_classification"
     default_groups = "label"
@@ -431,7 +431,7 @@ class FairClassification(_GroupLogistic):
 def accuracy(problem: Problem, z) -> float:
     """Held-out accuracy of the classifier z (a network average, say) of a classification family:
     the fraction of held-out samples with sign(a^T w_a + bias) equal to the label."""
-    if not isinstance(problem, _GroupLogistic):
+    if not isinstance(problem, GroupLogistic):
         raise ProblemError(f"accuracy needs a classification family, got {problem.family!r}")
     X, y, _ = problem.test_data
     if len(y) == 0:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minmaxlab.problems import _kernels as K
+from minmaxlab.engine import families
 from minmaxlab.problems.base import Problem, ProblemError
 
 
@@ -102,7 +102,7 @@ class BilinearGame(Problem):
         D = Ai - A[None]
         residuals = np.concatenate([D @ sol[p:], -np.transpose(D, (0, 2, 1)) @ sol[:p]], axis=1)
         self._setup(
-            name=name, dim=dim, dim_u=p, workers=workers, fid=K.FID_BILINEAR,
+            name=name, dim=dim, dim_u=p, workers=workers, fid=families.FID_BILINEAR,
             P=[p], A=_pack(Ai), S=S, A_mean=_pack(A[None]), S_mean=S,
             L=scale, L_local=max(_smax(M) for M in Ai),
             box=(sol - 2.0, sol + 2.0), lipschitz="global",
@@ -139,7 +139,7 @@ class StronglyMonotoneQuadratic(Problem):
         Ai = _local_matrices(seed, A, h, workers)
         S = np.zeros((1, dim))
         self._setup(
-            name=name, dim=dim, dim_u=p, workers=workers, fid=K.FID_QUADRATIC,
+            name=name, dim=dim, dim_u=p, workers=workers, fid=families.FID_QUADRATIC,
             P=[p, mu], A=_pack(Ai), S=S, A_mean=_pack(A[None]), S_mean=S,
             L=float(np.hypot(mu, scale)),
             L_local=max(float(np.hypot(mu, _smax(M))) for M in Ai),
@@ -155,11 +155,11 @@ class StronglyMonotoneQuadratic(Problem):
 
 _G_KINDS = {
     # name: (kernel id, max |g''|, description)
-    "rational": (K.G_RATIONAL, 2.0, "g(s) = s^2/(1+s^2), g'' in [-1/2, 2]"),
-    "log": (K.G_LOG, 1.0, "g(s) = log(1+s^2)/2, g'' in [-1/8, 1]"),
-    "gaussian": (K.G_GAUSSIAN, 1.0, "g(s) = 1 - exp(-s^2/2), g'' in [-2 e^(-3/2), 1]"),
+    "rational": (families.G_RATIONAL, 2.0, "g(s) = s^2/(1+s^2), g'' in [-1/2, 2]"),
+    "log": (families.G_LOG, 1.0, "g(s) = log(1+s^2)/2, g'' in [-1/8, 1]"),
+    "gaussian": (families.G_GAUSSIAN, 1.0, "g(s) = 1 - exp(-s^2/2), g'' in [-2 e^(-3/2), 1]"),
     # g''(s) = (3 s^2 - s^6) / (1 + s^4)^2: its maximum 0.88009 (at s = 0.7109) rounded up
-    "quartic": (K.G_QUARTIC, 0.881, "g(s) = log(1+s^4)/4, g'' in [-0.1846, 0.8801], g''(0) = 0"),
+    "quartic": (families.G_QUARTIC, 0.881, "g(s) = log(1+s^4)/4, g'' in [-0.1846, 0.8801], g''(0) = 0"),
 }
 
 
@@ -198,7 +198,7 @@ class MintyBowl(Problem):
         Ai = _local_matrices(seed, A, h, workers)
         S = np.zeros((1, dim))
         self._setup(
-            name=name, dim=dim, dim_u=p, workers=workers, fid=K.FID_MINTY_BOWL,
+            name=name, dim=dim, dim_u=p, workers=workers, fid=families.FID_MINTY_BOWL,
             P=[p, alpha, gid], A=_pack(Ai), S=S, A_mean=_pack(A[None]), S_mean=S,
             L=alpha * g2 + coupling, L_local=alpha * g2 + max(_smax(M) for M in Ai),
             box=(-3.0, 3.0), lipschitz="global",
@@ -211,7 +211,7 @@ class MintyBowl(Problem):
         self.matrix = A
 
 
-def _shift_heterogeneity(seed, h, workers, dim):
+def shift_heterogeneity(seed, h, workers, dim):
     if h == 0.0 or workers == 1:
         return np.zeros((1, dim))
     rng = np.random.default_rng([int(seed), 202])
@@ -251,9 +251,9 @@ class WeakMVIQuadratic(Problem):
             mvi, r_min = "equality", None
         else:
             mvi, r_min = "holds", None
-        S = _shift_heterogeneity(seed, h, workers, dim)
+        S = shift_heterogeneity(seed, h, workers, dim)
         self._setup(
-            name=name, dim=dim, dim_u=n, workers=workers, fid=K.FID_WEAK_MVI,
+            name=name, dim=dim, dim_u=n, workers=workers, fid=families.FID_WEAK_MVI,
             P=[n, float(a), float(b)], A=np.zeros((1, 1, 1)), S=S,
             A_mean=np.zeros((1, 1, 1)), S_mean=np.zeros((1, dim)),
             L=L, L_local=L, box=(-2.0, 2.0), lipschitz="global",

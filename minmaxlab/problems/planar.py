@@ -16,9 +16,9 @@ from functools import lru_cache
 import numpy as np
 from scipy.optimize import fsolve, minimize
 
-from minmaxlab.problems import _kernels as K
+from minmaxlab.engine import families
 from minmaxlab.problems.base import Problem, ProblemError
-from minmaxlab.problems.linear import _shift_heterogeneity
+from minmaxlab.problems.linear import shift_heterogeneity
 
 _GRID = 401
 _WIDEN = 1e-3
@@ -79,7 +79,7 @@ class _Planar(Problem):
         h = self._check_nonneg(name, "heterogeneity", heterogeneity)
         L, r_min = _planar_constants(type(self), tuple(float(p) for p in P), box, mvi,
                                      tuple(solution))
-        S = _shift_heterogeneity(seed, h, workers, 2)
+        S = shift_heterogeneity(seed, h, workers, 2)
         self._setup(
             name=name, dim=2, dim_u=1, workers=workers, fid=self.fid,
             P=np.asarray(P, dtype=float), A=np.zeros((1, 1, 1)), S=S,
@@ -120,7 +120,7 @@ class Forsaken(_Planar):
     """
 
     family = "forsaken"
-    fid = K.FID_FORSAKEN
+    fid = families.FID_FORSAKEN
     references = ("Hsieh, Mertikopoulos, Cevher, The limits of min-max optimization algorithms: "
                   "convergence to spurious non-critical sets, ICML 2021",)
 
@@ -154,7 +154,7 @@ class GlobalForsaken(_Planar):
     """
 
     family = "global_forsaken"
-    fid = K.FID_GLOBAL_FORSAKEN
+    fid = families.FID_GLOBAL_FORSAKEN
     references = ("Pethick, Latafat, Patrinos, Fercoq, Cevher, Escaping limit cycles: global "
                   "convergence for constrained nonconvex-nonconcave minimax problems, ICLR 2022",)
 
@@ -181,7 +181,7 @@ class PolarGame(_Planar):
     """
 
     family = "polar"
-    fid = K.FID_POLAR
+    fid = families.FID_POLAR
     references = ("Pethick et al., Escaping limit cycles, ICLR 2022",)
 
     @staticmethod
@@ -226,7 +226,7 @@ class DiracGAN(_Planar):
     """
 
     family = "dirac_gan"
-    fid = K.FID_DIRAC
+    fid = families.FID_DIRAC
     references = ("Mescheder, Geiger, Nowozin, Which training methods for GANs do actually "
                   "converge?, ICML 2018",)
 

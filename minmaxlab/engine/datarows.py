@@ -28,8 +28,8 @@ b, c; group logistic: y, group, c), and no values when ``binary`` = 1 (every sto
 1, as in one-hot data such as LIBSVM's a9a). A mini-batch is drawn first and its records are
 prefetched, then read: random rows are the cost of these kernels.
 
-Both storages draw a mini-batch's rows with :func:`minmaxlab._rng._index`, in the same order, so
-they pick the same rows and agree up to rounding.
+Both storages draw a mini-batch's rows with :func:`minmaxlab.engine.streams.uniform_index`, in
+the same order, so they pick the same rows and agree up to rounding.
 """
 
 import numpy as np
@@ -38,9 +38,9 @@ from numba import njit
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from minmaxlab._mlp import _sig as _sigmoid
-from minmaxlab._mlp import _softplus
-from minmaxlab._rng import _index
+from minmaxlab.engine.mlp import sigmoid as _sigmoid
+from minmaxlab.engine.mlp import softplus
+from minmaxlab.engine.streams import uniform_index
 
 
 @njit(cache=True, inline="always")
@@ -55,7 +55,7 @@ def _shard(P, A, w, oc):
 def _pick(state, w, t, n_w, batch):
     if batch == 0:
         return t
-    return _index(state, w, n_w)
+    return uniform_index(state, w, n_w)
 
 
 @intrinsic
@@ -123,7 +123,7 @@ def _group_logistic_sample(o, z, p, du, y, g, cj, dot):
     m = -y * (z[p] + dot)
     coef = -cj * z[du + g] * y * _sigmoid(m)
     o[p] += coef
-    o[du + g] += cj * _softplus(m)
+    o[du + g] += cj * softplus(m)
     return coef
 
 
@@ -138,7 +138,7 @@ def _group_logistic_finish(o, z, p, K, du, l2, rho, cnt):
 
 
 @njit(cache=True)
-def _robust_rows(Z, O, P, A, S, worker, state, batch):
+def robust_rows(Z, O, P, A, S, worker, state, batch):
     """F = (grad_x f, -grad_y f) of f(x, y) = mean_j c_j log(1 + r_j^2 / 2) - (lam/2)||y||^2,
     r_j = b_j - (a_j + y)^T x, z = (x, y), both in R^p."""
     p = int(P[0])
@@ -163,7 +163,7 @@ def _robust_rows(Z, O, P, A, S, worker, state, batch):
 
 
 @njit(cache=True)
-def _group_logistic_rows(Z, O, P, A, S, worker, state, batch):
+def group_logistic_rows(Z, O, P, A, S, worker, state, batch):
     """F of f(w, q) = sum_k q_k L_k(w) + (l2/2)||w_a||^2 - (rho/2)||q - 1/K||^2 with L_k the
     (c-weighted) mean logistic loss of group k; z = (w_a (p), bias, q (K))."""
     p = int(P[0])
@@ -294,8 +294,8 @@ def _axpy_val(cols, vals, coef, o):
 
 
 @njit(cache=True)
-def _robust_sparse_rows(Z, O, P, A, S, worker, state, batch):
-    """:func:`_robust_rows` on sparse storage (records [k, b, c, columns, values])."""
+def robust_sparse_rows(Z, O, P, A, S, worker, state, batch):
+    """:func:`robust_rows` on sparse storage (records [k, b, c, columns, values])."""
     p = int(P[0])
     lam = P[1]
     J = np.empty(max(batch, 1), dtype=np.int64)
@@ -329,8 +329,8 @@ def _robust_sparse_rows(Z, O, P, A, S, worker, state, batch):
 
 
 @njit(cache=True)
-def _group_logistic_sparse_rows(Z, O, P, A, S, worker, state, batch):
-    """:func:`_group_logistic_rows` on sparse storage (records [k, y, group, c, columns, values])."""
+def group_logistic_sparse_rows(Z, O, P, A, S, worker, state, batch):
+    """:func:`group_logistic_rows` on sparse storage (records [k, y, group, c, columns, values])."""
     p = int(P[0])
     K = int(P[1])
     rho = P[2]

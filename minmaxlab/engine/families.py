@@ -2,7 +2,7 @@
 
 Uniform calling convention, so that one engine kernel serves every family:
 
-    _library_rows(fid, Z, O, P, A, S, worker, state, batch)
+    library_rows(fid, Z, O, P, A, S, worker, state, batch)
 
 writes F_i(Z[r]) into O[r] for every row r, with i = worker (or i = r when worker < 0). Operators
 that sample their own mini-batches (``batch`` > 0) draw from worker i's stream ``state[i]``; with
@@ -18,13 +18,13 @@ printing, no globals other than other kernels.
 import numpy as np
 from numba import njit
 
-from minmaxlab._datakernels import (
-    _group_logistic_rows,
-    _group_logistic_sparse_rows,
-    _robust_rows,
-    _robust_sparse_rows,
+from minmaxlab.engine.datarows import (
+    group_logistic_rows,
+    group_logistic_sparse_rows,
+    robust_rows,
+    robust_sparse_rows,
 )
-from minmaxlab._mlp import _gan_rows
+from minmaxlab.engine.mlp import gan_rows
 
 FID_USER = 0
 FID_BILINEAR = 1
@@ -270,7 +270,7 @@ def _op_covariance(i, Z, zr, O, orow, P, A, S):
 
 
 @njit(cache=True)
-def _library_rows(fid, Z, O, P, A, S, worker, state, batch):
+def library_rows(fid, Z, O, P, A, S, worker, state, batch):
     """F at every row of Z into the same row of O: F_w with w = ``worker`` for every row when
     worker >= 0, and F_r for row r when worker < 0 (rows = workers). One call per batch of rows:
     the family dispatch happens once and each family's loop has its operator inlined."""
@@ -317,15 +317,15 @@ def _library_rows(fid, Z, O, P, A, S, worker, state, batch):
         for r in range(n):
             _op_covariance(worker if worker >= 0 else r, Z, r, O, r, P, A, S)
     elif fid == FID_GAN:
-        _gan_rows(Z, O, P, A, S, worker, state, batch)
+        gan_rows(Z, O, P, A, S, worker, state, batch)
     elif fid == FID_ROBUST_REGRESSION:
-        _robust_rows(Z, O, P, A, S, worker, state, batch)
+        robust_rows(Z, O, P, A, S, worker, state, batch)
     elif fid == FID_GROUP_LOGISTIC:
-        _group_logistic_rows(Z, O, P, A, S, worker, state, batch)
+        group_logistic_rows(Z, O, P, A, S, worker, state, batch)
     elif fid == FID_ROBUST_SPARSE:
-        _robust_sparse_rows(Z, O, P, A, S, worker, state, batch)
+        robust_sparse_rows(Z, O, P, A, S, worker, state, batch)
     elif fid == FID_GROUP_LOGISTIC_SPARSE:
-        _group_logistic_sparse_rows(Z, O, P, A, S, worker, state, batch)
+        group_logistic_sparse_rows(Z, O, P, A, S, worker, state, batch)
     else:
         for r in range(n):
             for j in range(O.shape[1]):
@@ -333,9 +333,9 @@ def _library_rows(fid, Z, O, P, A, S, worker, state, batch):
 
 
 @njit(cache=True)
-def _library_eval_rows(fid, i, Z, P, A, S):
+def library_eval_rows(fid, i, Z, P, A, S):
     """F_i at every row of Z (exact: no sampled mini-batch), into a new array."""
     out = np.zeros(Z.shape)
-    # batch as int64, not the literal 0: the engine's own specialization of _library_rows serves
-    _library_rows(fid, Z, out, P, A, S, i, np.zeros(1, dtype=np.uint64), np.int64(0))
+    # batch as int64, not the literal 0: the engine's own specialization of library_rows serves
+    library_rows(fid, Z, out, P, A, S, i, np.zeros(1, dtype=np.uint64), np.int64(0))
     return out

@@ -11,7 +11,7 @@ The architecture travels in the problem's parameter vector P (see ``encode``), t
 import numpy as np
 from numba import njit
 
-from minmaxlab._rng import _normal, _uniform
+from minmaxlab.engine.streams import normal, uniform
 
 ACT_LINEAR = 0
 ACT_RELU = 1
@@ -47,7 +47,7 @@ def _parse(P):
 
 
 @njit(cache=True)
-def _n_params(sizes):
+def n_params(sizes):
     n = 0
     for k in range(sizes.shape[0] - 1):
         n += sizes[k + 1] * sizes[k] + sizes[k + 1]
@@ -162,7 +162,7 @@ def _backward(params, off, sizes, act_h, act_o, slope, pres, posts, dOut, grad, 
 
 
 @njit(cache=True, inline="always")
-def _sig(x):
+def sigmoid(x):
     if x >= 0:
         return 1.0 / (1.0 + np.exp(-x))
     e = np.exp(x)
@@ -170,7 +170,7 @@ def _sig(x):
 
 
 @njit(cache=True, inline="always")
-def _softplus(x):  # log(1 + e^x), stable
+def softplus(x):  # log(1 + e^x), stable
     if x > 0:
         return x + np.log1p(np.exp(-x))
     return np.log1p(np.exp(x))
@@ -181,14 +181,14 @@ def _sample_batch(A, w, n_w, m, dx, dz, state, i, latent):
     """Mini-batch of m data points of worker w (uniform, with replacement) and m latent vectors."""
     Xr = np.empty((m, dx))
     for r in range(m):
-        j = int(_uniform(state, i) * n_w)
+        j = int(uniform(state, i) * n_w)
         if j >= n_w:
             j = n_w - 1
         for c in range(dx):
             Xr[r, c] = A[w, j, c]
     for r in range(m):
         for c in range(dz):
-            latent[r, c] = _normal(state, i)
+            latent[r, c] = normal(state, i)
     return Xr
 
 
@@ -199,7 +199,7 @@ def _gan_point(z, out, P, A, S, w, state, batch):
     loss, slope, sG, aGh, aGo, sD, aDh, M, oc = _parse(P)
     dz = sG[0]
     dx = sG[sG.shape[0] - 1]
-    nu = _n_params(sG)
+    nu = n_params(sG)
     kw = w if A.shape[0] > 1 else 0
     n_w = int(P[oc + kw]) if A.shape[0] > 1 else A.shape[1]  # one shared set: all its rows
     if batch > 0:
@@ -229,11 +229,11 @@ def _gan_point(z, out, P, A, S, w, state, batch):
     df = np.empty((mf, 1))
     LD = 0.0
     for r in range(mr):
-        dr[r, 0] = (_sig(lr[r, 0]) - 1.0) / mr
-        LD += _softplus(-lr[r, 0]) / mr
+        dr[r, 0] = (sigmoid(lr[r, 0]) - 1.0) / mr
+        LD += softplus(-lr[r, 0]) / mr
     for r in range(mf):
-        df[r, 0] = _sig(lf[r, 0]) / mf
-        LD += _softplus(lf[r, 0]) / mf
+        df[r, 0] = sigmoid(lf[r, 0]) / mf
+        LD += softplus(lf[r, 0]) / mf
     gv = np.zeros(v.shape[0])
     _backward(v, zero, sD, aDh, linear, slope, pr, qr, dr, gv, zero, accumulate)
     _backward(v, zero, sD, aDh, linear, slope, pf, qf, df, gv, zero, accumulate)
@@ -241,13 +241,13 @@ def _gan_point(z, out, P, A, S, w, state, batch):
     dg = np.empty((mf, 1))
     LG = 0.0
     for r in range(mf):
-        s = _sig(lf[r, 0])
+        s = sigmoid(lf[r, 0])
         if loss == LOSS_MINIMAX:
             dg[r, 0] = -s / mf
-            LG -= _softplus(lf[r, 0]) / mf
+            LG -= softplus(lf[r, 0]) / mf
         else:
             dg[r, 0] = (s - 1.0) / mf
-            LG += _softplus(-lf[r, 0]) / mf
+            LG += softplus(-lf[r, 0]) / mf
     dummy = np.zeros(1)
     dXf = _backward(v, zero, sD, aDh, linear, slope, pf, qf, dg, dummy, zero, keep)
     gu = np.zeros(nu)
@@ -260,19 +260,19 @@ def _gan_point(z, out, P, A, S, w, state, batch):
 
 
 @njit(cache=True)
-def _gan_rows(Z, O, P, A, S, worker, state, batch):
+def gan_rows(Z, O, P, A, S, worker, state, batch):
     for r in range(Z.shape[0]):
         _gan_point(Z[r], O[r], P, A, S, worker if worker >= 0 else r, state, batch)
 
 
 @njit(cache=True)
-def _gan_losses(z, P, A, S, worker):
+def gan_losses(z, P, A, S, worker):
     out = np.empty(z.shape[0])
     return _gan_point(z, out, P, A, S, worker, np.zeros(1, dtype=np.uint64), np.int64(0))
 
 
 @njit(cache=True)
-def _generate(u, P, latent):
+def generate(u, P, latent):
     """Generator samples for latent vectors (rows)."""
     loss, slope, sG, aGh, aGo, sD, aDh, M, oc = _parse(P)
     pg, qg = _forward(np.ascontiguousarray(u), np.int64(0), sG, aGh, aGo, slope, latent)
@@ -280,7 +280,7 @@ def _generate(u, P, latent):
 
 
 @njit(cache=True)
-def _discriminate(v, P, X):
+def discriminate(v, P, X):
     loss, slope, sG, aGh, aGo, sD, aDh, M, oc = _parse(P)
     pr, qr = _forward(np.ascontiguousarray(v), np.int64(0), sD, aDh, np.int64(ACT_LINEAR), slope, X)
     return qr[len(qr) - 1]

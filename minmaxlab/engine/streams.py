@@ -1,7 +1,7 @@
 """Private numba random streams: SplitMix64 per worker, uniforms and ziggurat normals.
 
-Each worker i owns one uint64 state, derived from (seed, i) by hashing; ``_uniform(state, i)``
-and ``_normal(state, i)`` advance only that worker's state, so a worker's draws do not depend on
+Each worker i owns one uint64 state, derived from (seed, i) by hashing; ``uniform(state, i)``
+and ``normal(state, i)`` advance only that worker's state, so a worker's draws do not depend on
 how many other workers there are or which process holds them.
 """
 
@@ -22,25 +22,25 @@ _S32 = np.uint64(32)
 
 # ---------------------------------------------------------------- random numbers (SplitMix64)
 @njit(cache=True)
-def _mix64(z):
+def mix64(z):
     z = (z ^ (z >> _S30)) * _M1
     z = (z ^ (z >> _S27)) * _M2
     return z ^ (z >> _S31)
 
 
 @njit(cache=True)
-def _uniform(state, i):
+def uniform(state, i):
     """Next uniform in [0, 1) of worker i's stream (SplitMix64: counter + finalizer)."""
     state[i] += _GOLDEN
-    return np.float64(_mix64(state[i]) >> _S11) * (1.0 / 9007199254740992.0)
+    return np.float64(mix64(state[i]) >> _S11) * (1.0 / 9007199254740992.0)
 
 
 @njit(cache=True)
-def _index(state, i, n):
+def uniform_index(state, i, n):
     """Next uniform integer in [0, n) of worker i's stream, 0 < n < 2^32: the top 32 bits of
     the draw times n, shifted down (Lemire's multiply-shift; integer only; bias below n / 2^32)."""
     state[i] += _GOLDEN
-    return np.int64(((_mix64(state[i]) >> _S32) * np.uint64(n)) >> _S32)
+    return np.int64(((mix64(state[i]) >> _S32) * np.uint64(n)) >> _S32)
 
 
 def _ziggurat_tables():
@@ -74,33 +74,33 @@ _MASK7 = np.uint64(127)
 
 
 @njit(cache=True)
-def _hz(state, i):
+def ziggurat_bits(state, i):
     """(layer, signed 32-bit value) from independent bits of one 64-bit draw."""
     state[i] += _GOLDEN
-    u = _mix64(state[i])
+    u = mix64(state[i])
     iz = np.int64(u & _MASK7)
     hz = np.int64(u >> _S32) - 2147483648  # uniform on [-2^31, 2^31)
     return iz, hz
 
 
 @njit(cache=True)
-def _normal(state, i):
+def normal(state, i):
     """A standard normal from worker i's stream (ziggurat; about one 64-bit draw per sample)."""
-    iz, hz = _hz(state, i)
+    iz, hz = ziggurat_bits(state, i)
     if abs(hz) < _ZKN[iz]:
         return hz * _ZWN[iz]
     while True:
         if iz == 0:  # the tail beyond r
             while True:
-                x = -np.log(1.0 - _uniform(state, i)) / _ZR
-                y = -np.log(1.0 - _uniform(state, i))
+                x = -np.log(1.0 - uniform(state, i)) / _ZR
+                y = -np.log(1.0 - uniform(state, i))
                 if y + y >= x * x:
                     break
             return _ZR + x if hz > 0 else -_ZR - x
         x = hz * _ZWN[iz]
-        if _ZFN[iz] + _uniform(state, i) * (_ZFN[iz - 1] - _ZFN[iz]) < np.exp(-0.5 * x * x):
+        if _ZFN[iz] + uniform(state, i) * (_ZFN[iz - 1] - _ZFN[iz]) < np.exp(-0.5 * x * x):
             return x
-        iz, hz = _hz(state, i)
+        iz, hz = ziggurat_bits(state, i)
         if abs(hz) < _ZKN[iz]:
             return hz * _ZWN[iz]
 

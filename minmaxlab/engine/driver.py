@@ -1,0 +1,148 @@
+"""The simulator's driver: a whole run of all workers in one compiled call."""
+
+import numpy as np
+from numba import njit
+
+from minmaxlab.engine.families import library_rows as rows
+from minmaxlab.engine.gossip import average_rows, gossip
+from minmaxlab.engine.metrics import (
+    COL_GRADIENT_MAPPING,
+    NSTATS,
+    accumulate,
+    finite_below,
+    gradient_mapping,
+    record_row,
+    stationarity,
+)
+from minmaxlab.engine.oracle import add_noise, oracle_all, oracle_is_mean
+from minmaxlab.engine.plans import (
+    INIT_PLANS,
+    OP_ADAM_X,
+    OP_COPY_Z,
+    OP_END,
+    OP_GOSSIP_X,
+    OP_GOSSIP_Z,
+    OP_ORACLE_X,
+    OP_ORACLE_Z,
+    OP_STEP_X,
+    OP_STEP_Z,
+    PLANS,
+    costs,
+)
+from minmaxlab.engine.projections import project_rows
+from minmaxlab.engine.updates import adam_step, copy_rows, flat_step, step_rows, step_rows_inplace
+
+STATUS_OK = 0
+STATUS_DIVERGED = 1
+
+
+@njit(cache=True)
+def simulate(alg, fid, P, A, S, Abar, Sbar, mean_loop,
+              noise_kind, noise_scale, batch, shifts,
+              indptr, indices, weights, avg_degree, rounds,
+              eta, beta1, beta2, adam_eps,
+              proj_kind, proj_a, proj_b, dim_u,
+              X, Z, G, Mom, Vel, Dprev, state,
+              solution, has_solution, record, out, blowup, every_iteration, traj):
+    """Run ``rounds.shape[0]`` iterations of algorithm ``alg`` from the state (X, Z, G, ...), in place.
+
+    Every iteration runs the plan ``PLANS[alg]`` (``INIT_PLANS[alg]`` at iteration 0) on all workers
+    as one block: the local phases as in :func:`local_ops`, gossip by :func:`gossip` and exact
+    averaging by :func:`average_rows`. Records the metric
+    columns COLUMNS at the iterations listed in ``record`` (sorted; 0 = the initial state) into
+    ``out``, and the network average zbar into ``traj`` when it has a row per record (a (0, d) array
+    records no iterates). Returns (status, last_iteration, rows_written).
+    """
+    M, d = X.shape
+    K = rounds.shape[0]
+    tmpg = np.empty((M, d))
+    FZ = np.empty((M, d))
+    tmpM = np.empty((M, d))
+    zbar = np.empty((1, d))
+    f1 = np.empty((1, d))
+    tmp1 = np.empty((1, d))
+    part = np.empty((1, 3, d))
+    acc = np.empty(d)
+    work = np.empty(d)
+    gmy = np.empty(d)
+    nostate = np.zeros(1, dtype=np.uint64)
+    stats = np.zeros(NSTATS)
+    stats[2] = np.inf
+    stats[3] = np.inf
+    stats[6] = np.inf
+    Xf = X.reshape(M * d)
+    Zf = Z.reshape(M * d)
+    flat = flat_step(eta, proj_kind)
+    Gf = G.reshape(M * d)
+    FZf = FZ.reshape(M * d)
+    # one operator pass instead of two when F(z_i) is what the oracle computes before its noise
+    reuse = oracle_is_mean(fid, A, S, Abar, Sbar, mean_loop, noise_kind)
+
+    oracle_calls = 0.0
+    gossip_rounds = np.int64(0)
+    floats = 0.0
+    row = np.int64(0)
+    nrec = record.shape[0]
+    status = STATUS_OK
+    k_last = np.int64(0)
+    for k in range(0, K + 1):
+        t = rounds[k - 1] if k > 0 else 0
+        ops = PLANS[alg] if k > 0 else INIT_PLANS[alg]
+        want = row < nrec and record[row] == k
+        metrics = every_iteration or want
+        have_fz = False  # FZ holds F(z_i) at the current Z
+        p = 0
+        while True:  # the plan; the local phases as in local_ops
+            op = ops[p]
+            if op == OP_END:
+                break
+            if op == OP_STEP_Z:
+                step_rows(Z, X, G, eta, flat, proj_kind, proj_a, proj_b, dim_u, work)
+                have_fz = False
+            elif op == OP_STEP_X:
+                step_rows_inplace(X, G, eta, flat, proj_kind, proj_a, proj_b, dim_u, work)
+            elif op == OP_ORACLE_Z and reuse and metrics:
+                rows(fid, Z, FZ, P, A, S, np.int64(-1), state, np.int64(0))
+                copy_rows(Gf, FZf)
+                add_noise(G, noise_kind, noise_scale, batch, shifts, state)
+                have_fz = True
+            elif op == OP_ORACLE_Z:
+                oracle_all(Z, G, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state)
+            elif op == OP_ORACLE_X:
+                oracle_all(X, G, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state)
+            elif op == OP_ADAM_X:
+                adam_step(X, G, Mom, Vel, Dprev, eta, beta1, beta2, adam_eps, k)
+                project_rows(X, proj_kind, proj_a, proj_b, eta, dim_u, work)
+            elif op == OP_COPY_Z:
+                copy_rows(Zf, Xf)
+                have_fz = False
+            elif op == OP_GOSSIP_Z:
+                gossip_rounds += gossip(Z, tmpg, t, gossip_rounds, indptr, indices, weights)
+                have_fz = False
+            elif op == OP_GOSSIP_X:
+                gossip_rounds += gossip(X, tmpg, t, gossip_rounds, indptr, indices, weights)
+            else:  # OP_AVERAGE_G
+                average_rows(G)
+            p += 1
+        calls, sent = costs(alg, k, t, d, M, avg_degree)
+        oracle_calls += calls
+        floats += sent
+        # divergence: non-finite or exploding iterates stop the run
+        # (X is updated after Z in every algorithm, so an exploding Z shows up in X)
+        if k > 0 and not finite_below(X, blowup):
+            status = STATUS_DIVERGED
+            k_last = k
+            break
+        k_last = k
+        if metrics:
+            s_loc, s_avg, s_w = stationarity(Z, fid, P, Abar, Sbar, mean_loop, nostate, FZ, tmpM,
+                                              zbar, f1, tmp1, part, have_fz)
+            if k > 0 or not every_iteration:
+                accumulate(stats, s_loc, s_avg, s_w)
+            if want:
+                record_row(out, row, k, s_loc, s_avg, s_w, stats, Z, X, solution, has_solution, traj,
+                            acc, oracle_calls, gossip_rounds, floats)
+                out[row, COL_GRADIENT_MAPPING] = gradient_mapping(
+                    zbar, f1, s_avg, eta, proj_kind, proj_a, proj_b, dim_u, gmy, work)
+                row += 1
+    return status, k_last, row

@@ -1,0 +1,88 @@
+"""Communication: gossip rounds with a stacked sparse mixing matrix (all workers in one block, or
+one block of an MPI rank with the rows it received) and exact averaging (an all-reduce)."""
+
+from numba import njit
+
+from minmaxlab.engine.updates import copy_rows
+
+
+@njit(cache=True)
+def gossip_round(Y, out, m, indptr, indices, weights):
+    """One round with the stacked sparse matrix m: out[i] = sum_k weights[m, k] Y[indices[m, k]]
+    over row i's entries, in their stored order, for every row i of ``out`` (Y may have more rows
+    than ``out``: a block's own rows followed by rows received from other blocks)."""
+    M, d = out.shape
+    if d >= 8:  # long rows: contiguous axpy over coordinates (vectorized)
+        for i in range(M):
+            k0 = indptr[m, i]
+            w = weights[m, k0]
+            j = indices[m, k0]
+            for c in range(d):
+                out[i, c] = w * Y[j, c]
+            for k in range(k0 + 1, indptr[m, i + 1]):
+                w = weights[m, k]
+                j = indices[m, k]
+                for c in range(d):
+                    out[i, c] += w * Y[j, c]
+    else:  # short rows: scalar sums over neighbours (the same additions in the same order)
+        for i in range(M):
+            k0 = indptr[m, i]
+            k1 = indptr[m, i + 1]
+            for c in range(d):
+                acc = weights[m, k0] * Y[indices[m, k0], c]
+                for k in range(k0 + 1, k1):
+                    acc += weights[m, k] * Y[indices[m, k], c]
+                out[i, c] = acc
+
+
+@njit(cache=True)
+def gossip(Y, tmp, t, round0, indptr, indices, weights):
+    """Y <- W_{r+t-1} ... W_{r} Y in place (t rounds, r = round0); the sparse matrices are stacked
+    (row m of indptr/indices/weights is W_m, one row: a fixed topology) and used cyclically.
+    Rounds alternate between Y and tmp; returns the number of rounds done."""
+    T = indptr.shape[0]
+    for r in range(t):
+        m = (round0 + r) % T
+        if r % 2 == 0:
+            gossip_round(Y, tmp, m, indptr, indices, weights)
+        else:
+            gossip_round(tmp, Y, m, indptr, indices, weights)
+    if t % 2 == 1:
+        copy_rows(Y.reshape(-1), tmp.reshape(-1))
+    return t
+
+
+@njit(cache=True)
+def pack_rows(Y, rows, buf):
+    """buf[q] = Y[rows[q]]: the rows one block sends to the other blocks in one gossip round."""
+    d = Y.shape[1]
+    for q in range(rows.shape[0]):
+        r = rows[q]
+        for c in range(d):
+            buf[q, c] = Y[r, c]
+
+
+@njit(cache=True)
+def mix_block(Yext, tmp, m, indptr, indices, weights):
+    """One gossip round of a block: Yext holds the block's own n rows followed by the rows
+    received from other blocks, and row i of the block's sparse matrix m (indptr/indices/weights,
+    n rows, indices into Yext) lists its entries in the order of the full matrix, so that every
+    row is the same sum in the same order as in :func:`gossip`. Yext[:n] <- the mixed rows."""
+    gossip_round(Yext, tmp, m, indptr, indices, weights)
+    n, d = tmp.shape
+    for i in range(n):
+        for c in range(d):
+            Yext[i, c] = tmp[i, c]
+
+
+@njit(cache=True)
+def average_rows(Y):
+    """Exact averaging (all-reduce): every row becomes the mean row."""
+    M, d = Y.shape
+    for c in range(d):
+        s = 0.0
+        for i in range(M):
+            s += Y[i, c]
+        s /= M
+        for i in range(M):
+            Y[i, c] = s

@@ -1,0 +1,133 @@
+"""The algorithms as plans: the phases of one iteration (local steps, oracle calls, gossip, exact
+averages), the costs counted from them, and the runner of a plan's local phases on a block of
+workers (used by the MPI backend between its communications; the simulator's driver runs the same
+phases inline)."""
+
+import numpy as np
+from numba import njit
+
+from minmaxlab.engine.oracle import oracle_all
+from minmaxlab.engine.projections import project_rows
+from minmaxlab.engine.updates import adam_step, copy_rows, flat_step, step_rows, step_rows_inplace
+
+# algorithm ids (see minmaxlab.algorithms)
+ALG_DPOSG = 0
+ALG_DPOSG_SINGLE = 1
+ALG_CPOSG = 2
+ALG_DSGDA = 3
+ALG_DEG = 4
+ALG_DPOADAM = 5
+ALG_CPOADAM = 6
+
+
+# An algorithm's iteration is a plan: a sequence of local phases and communications. PLANS[alg] is
+# the one definition of algorithm ``alg``; the simulator (``simulate``: all workers in one block,
+# communication by ``gossip`` and ``average_rows``) and the MPI backend (``local_ops`` on each
+# rank's block, communication by MPI) run the same plan through the same phase kernels.
+OP_END = 0  # end of the plan
+OP_STEP_Z = 1  # Z = proj(X - eta G)                       (local)
+OP_STEP_X = 2  # X = proj(X - eta G)                       (local)
+OP_ORACLE_Z = 3  # G = g(Z), one mini-batch oracle call    (local)
+OP_ORACLE_X = 4  # G = g(X)                                (local)
+OP_ADAM_X = 5  # X = proj(X - 2 eta D_k + eta D_{k-1})     (local, optimistic Adam)
+OP_COPY_Z = 6  # Z = X                                     (local)
+OP_GOSSIP_Z = 7  # Z = W^t Z: t gossip rounds              (communication)
+OP_GOSSIP_X = 8  # X = W^t X                               (communication)
+OP_AVERAGE_G = 9  # every row of G = the mean row          (communication: all-reduce)
+OP_NAMES = ("end", "step_z", "step_x", "oracle_z", "oracle_x", "adam_x", "copy_z", "gossip_z",
+            "gossip_x", "average_g")
+_PLAN_TABLE = {
+    # Z = W^t (X - eta G_prev); G = g(Z); X = W^t (X - eta G)
+    ALG_DPOSG: (OP_STEP_Z, OP_GOSSIP_Z, OP_ORACLE_Z, OP_STEP_X, OP_GOSSIP_X),
+    # B = W^t X; Z = B - eta G_prev; G = g(Z); X = B - eta G
+    ALG_DPOSG_SINGLE: (OP_GOSSIP_X, OP_STEP_Z, OP_ORACLE_Z, OP_STEP_X),
+    # one shared copy (all rows equal): z = x - eta gbar_prev; gbar = mean_i g_i(z); x = x - eta gbar
+    ALG_CPOSG: (OP_STEP_Z, OP_ORACLE_Z, OP_AVERAGE_G, OP_STEP_X),
+    # X = W^t (X - eta g(X)); Z = X
+    ALG_DSGDA: (OP_ORACLE_X, OP_STEP_X, OP_GOSSIP_X, OP_COPY_Z),
+    # Z = W^t (X - eta g(X)); X = W^t (X - eta g(Z))
+    ALG_DEG: (OP_ORACLE_X, OP_STEP_Z, OP_GOSSIP_Z, OP_ORACLE_Z, OP_STEP_X, OP_GOSSIP_X),
+    # optimistic Adam at Z = X, then gossip of the parameters (the moments stay local)
+    ALG_DPOADAM: (OP_ORACLE_X, OP_ADAM_X, OP_GOSSIP_X, OP_COPY_Z),
+    # the gradients are averaged exactly, then one shared optimistic Adam step
+    ALG_CPOADAM: (OP_ORACLE_X, OP_AVERAGE_G, OP_ADAM_X, OP_COPY_Z),
+}
+
+
+# iteration 0 (initialization): one oracle call at z0 for the optimistic methods
+_INIT_TABLE = {ALG_DPOSG: (OP_ORACLE_Z,), ALG_DPOSG_SINGLE: (OP_ORACLE_Z,),
+               ALG_CPOSG: (OP_ORACLE_Z, OP_AVERAGE_G)}
+
+
+def _plan_array(table):
+    out = np.zeros((len(_PLAN_TABLE), 1 + max(len(p) for p in _PLAN_TABLE.values())), dtype=np.int64)
+    for alg, ops in table.items():
+        out[alg, : len(ops)] = ops
+    return out
+PLANS = _plan_array(_PLAN_TABLE)
+INIT_PLANS = _plan_array(_INIT_TABLE)
+
+
+def plan(alg: int, init: bool = False) -> tuple[str, ...]:
+    """The phases of one iteration of algorithm ``alg`` (of the initialization with init=True)."""
+    row = (INIT_PLANS if init else PLANS)[alg]
+    return tuple(OP_NAMES[op] for op in row if op != OP_END)
+
+
+@njit(cache=True)
+def local_ops(ops, p, k, X, Z, G, Mom, Vel, Dprev, eta, adam,
+               fid, P, A, S, noise_kind, noise_scale, batch, shifts, state,
+               proj_kind, proj_a, proj_b, dim_u, work):
+    """Run the local phases ops[p], ops[p + 1], ... of iteration k on a block of workers (the rows
+    of X, Z, G, ...; A, S, shifts and state hold the same workers' data; adam = (beta1, beta2,
+    eps)), in place, up to the first communication or the end of the plan. Returns the index of
+    that operation (ops[index] is OP_END at the end).
+
+    The MPI backend calls this between its communications. ``simulate`` runs the same phase
+    kernels in the same dispatch inline (a call per segment would cost measurable time on small
+    problems)."""
+    flat = flat_step(eta, proj_kind)
+    while True:
+        op = ops[p]
+        if op == OP_STEP_Z:
+            step_rows(Z, X, G, eta, flat, proj_kind, proj_a, proj_b, dim_u, work)
+        elif op == OP_STEP_X:
+            step_rows_inplace(X, G, eta, flat, proj_kind, proj_a, proj_b, dim_u, work)
+        elif op == OP_ORACLE_Z:
+            oracle_all(Z, G, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state)
+        elif op == OP_ORACLE_X:
+            oracle_all(X, G, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state)
+        elif op == OP_ADAM_X:
+            adam_step(X, G, Mom, Vel, Dprev, eta, adam[0], adam[1], adam[2], k)
+            project_rows(X, proj_kind, proj_a, proj_b, eta, dim_u, work)
+        elif op == OP_COPY_Z:
+            copy_rows(Z.reshape(-1), X.reshape(-1))
+        else:
+            return p
+        p += 1
+
+
+def plan_counts(alg: int, init: bool = False) -> tuple[int, int, int]:
+    """(oracle calls, gossip phases, exact averages) of one iteration of algorithm ``alg`` (of its
+    initialization with ``init``), counted from its plan: the one place an algorithm's costs come
+    from (the engines' records and the cost model read them here)."""
+    ops = plan(alg, init=init)
+    return (sum(op.startswith("oracle") for op in ops), sum(op.startswith("gossip") for op in ops),
+            ops.count("average_g"))
+
+
+# per algorithm: (oracle calls, gossip phases, exact averages) of an iteration, then of the
+# initialization; the kernels read them here instead of counting the plan at every iteration
+PHASE_COUNTS = np.array([[*plan_counts(a), *plan_counts(a, init=True)] for a in range(len(PLANS))],
+                        dtype=np.int64)
+
+
+@njit(cache=True)
+def costs(alg, k, t, d, M, avg_degree):
+    """(oracle calls per worker, floats sent per worker) of iteration k (k = 0: initialization)
+    with t gossip rounds, model size d, M workers and average degree ``avg_degree``, from the
+    plan's counts: an oracle phase is one call, a gossip phase t rounds of d floats to each
+    neighbour, an exact average 2 d (M - 1) / M floats (ring all-reduce)."""
+    c = 3 if k == 0 else 0
+    calls, gossips, averages = PHASE_COUNTS[alg, c], PHASE_COUNTS[alg, c + 1], PHASE_COUNTS[alg, c + 2]
+    return float(calls), gossips * (t * d * avg_degree) + averages * (2.0 * d * (M - 1) / M)
