@@ -9,7 +9,7 @@ bound to the user's operator.
 import numpy as np
 from numba import njit
 
-from minmaxlab.engine.families import FID_BILINEAR, FID_COVARIANCE
+from minmaxlab.engine.families import ROWWISE
 from minmaxlab.engine.families import library_rows as rows
 from minmaxlab.engine.streams import normal, uniform
 
@@ -58,7 +58,7 @@ def oracle_is_mean(fid, A, S, Abar, Sbar, mean_loop, noise_kind):
     """True when every worker's exact operator is the mean operator F, evaluated the same way:
     a family whose workers share one matrix and one shift row, equal to the aggregate ones, and an
     oracle that is F plus additive noise. F(z_i) computed by the oracle then serves the metrics."""
-    if mean_loop or noise_kind == NOISE_SAMPLED or fid < FID_BILINEAR or fid > FID_COVARIANCE:
+    if mean_loop or noise_kind == NOISE_SAMPLED or not 0 < fid < ROWWISE.shape[0] or not ROWWISE[fid]:
         return False
     if A.shape != Abar.shape or S.shape != Sbar.shape or A.shape[0] != 1 or S.shape[0] != 1:
         return False

@@ -23,7 +23,8 @@ import math
 
 import numpy as np
 
-from minmaxlab.engine import families, mlp
+from minmaxlab.engine import mlp
+from minmaxlab.engine.registry import family_kernel
 from minmaxlab.errors import ProblemError
 from minmaxlab.gan.data import DATASETS, GRID_STD, RING_STD, grid_modes, load, ring_modes
 from minmaxlab.gan.data import split as split_data
@@ -32,6 +33,10 @@ from minmaxlab.problems.base import Noise, ShardedProblem
 ACTIVATIONS = {"linear": mlp.ACT_LINEAR, "relu": mlp.ACT_RELU, "leaky_relu": mlp.ACT_LEAKY,
                "tanh": mlp.ACT_TANH, "sigmoid": mlp.ACT_SIGMOID}
 LOSSES = {"minimax": mlp.LOSS_MINIMAX, "nonsaturating": mlp.LOSS_NONSATURATING}
+
+# the GAN as a family: its kernel is the MLP pair of minmaxlab.engine.mlp (drawing its own batches)
+FID_GAN = 10
+family_kernel(FID_GAN)(mlp.gan_rows)
 
 
 class GAN(ShardedProblem):
@@ -91,7 +96,7 @@ class GAN(ShardedProblem):
         lat = np.random.default_rng([int(seed), 606]).standard_normal((heldout, latent))
         self._setup(
             name=name, dim=self.n_gen + self.n_disc, dim_u=self.n_gen, workers=workers,
-            fid=families.FID_GAN, P=P, A=A, S=lat, A_mean=Xh[None], S_mean=lat,
+            fid=FID_GAN, P=P, A=A, S=lat, A_mean=Xh[None], S_mean=lat,
             L=math.inf, L_local=math.inf, box=(-1.0, 1.0), lipschitz="unknown", mvi="unknown",
             r_min=None, solution=None, heterogeneity=0.0 if split == "iid" else 1.0,
             heterogeneity_kind=f"data split {split}",

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-from minmaxlab.engine import families
+from minmaxlab.engine import registry
 from minmaxlab.errors import ProblemError
 
 MVI_STATUSES = ("holds", "equality", "fails", "unknown")
@@ -304,6 +304,14 @@ class Problem:
                                f"0..{self.workers - 1}, got {i!r}")
         return int(i)
 
+    def _family_rows(self, i: int, Z, A, S) -> np.ndarray:
+        """The family's kernel at the rows of Z with worker i's data (A, S), exact."""
+        out = np.zeros(Z.shape)
+        # int64 arguments, as the engine passes them: the engine's compiled kernel serves both
+        registry.kernel(self._fid)(Z, out, self._P, A, S, np.int64(i), np.zeros(1, dtype=np.uint64),
+                                   np.int64(0))
+        return out
+
     def F_i(self, i: int, z) -> np.ndarray:
         """Local operator of worker ``i`` at z (one point of shape (d,) or rows of shape (n, d))."""
         i = self._worker(i)
@@ -313,7 +321,7 @@ class Problem:
             for r in range(Z.shape[0]):
                 self._user_op(int(i), Z[r], out[r])
         else:
-            out = families.library_eval_rows(self._fid, int(i), Z, self._P, self._A, self._S)
+            out = self._family_rows(int(i), Z, self._A, self._S)
         return out[0] if single else out
 
     def F(self, z) -> np.ndarray:
@@ -326,7 +334,7 @@ class Problem:
         elif self._user_op is not None:
             out = np.mean([self.F_i(i, Z) for i in range(self.workers)], axis=0)
         else:
-            out = families.library_eval_rows(self._fid, 0, Z, self._P, self._A_mean, self._S_mean)
+            out = self._family_rows(0, Z, self._A_mean, self._S_mean)
         return out[0] if single else out
 
     def F_i_all(self, z) -> np.ndarray:
@@ -587,7 +595,7 @@ class Problem:
             dim=dim,
             dim_u=int(dim_u),
             workers=workers,
-            fid=families.FID_USER,
+            fid=registry.FID_USER,
             P=np.zeros(1),
             A=np.zeros((1, 1, 1)),
             S=np.zeros((1, dim)),

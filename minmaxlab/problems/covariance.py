@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
-from minmaxlab.engine import families
+from minmaxlab.engine.registry import family_kernel
+from minmaxlab.engine.rowkit import add_shift, row_index
 from minmaxlab.problems.base import Problem, ProblemError
+
+# the family ids of the kernels below (see minmaxlab.engine.registry)
+FID_COVARIANCE = 9
 
 GOLDEN = (1.0 + 5.0**0.5) / 2.0
 
@@ -63,7 +68,7 @@ class CovarianceWGAN(Problem):
         residuals = np.concatenate([np.zeros((workers, n * n)),
                                     (Sig_bar[None] - Sig_i).reshape(workers, n * n)], axis=1)
         self._setup(
-            name=name, dim=dim, dim_u=n * n, workers=workers, fid=families.FID_COVARIANCE,
+            name=name, dim=dim, dim_u=n * n, workers=workers, fid=FID_COVARIANCE,
             P=[n], A=Sig_i, S=np.zeros((1, dim)), A_mean=Sig_bar[None], S_mean=np.zeros((1, dim)),
             L=2.0 * GOLDEN * n * box, L_local=2.0 * GOLDEN * n * box,
             box=(-box, box), lipschitz="box", mvi="fails", r_min=None, solution=sol,
@@ -84,3 +89,34 @@ class CovarianceWGAN(Problem):
         c = np.zeros((X.shape[0], X.shape[1], self.dim))
         c[:, :, n * n:] = self._A.reshape(X.shape[0], 1, n * n) - outer
         return c
+
+
+# ---------------------------------------------------------------- the kernels
+@njit(cache=True, inline="always")
+def _op_covariance(i, Z, zr, O, orow, P, A, S):
+    n = int(P[0])
+    nn = n * n
+    ks = row_index(A.shape[0], i)
+    z = Z[zr]
+    out = O[orow]
+    # z = (vec V, vec W), row-major; F = ( -(W + W^T) V , V V^T - Sigma_i )
+    for r in range(n):
+        for c in range(n):
+            acc = 0.0
+            for k in range(n):
+                acc += (z[nn + r * n + k] + z[nn + k * n + r]) * z[k * n + c]
+            out[r * n + c] = -acc
+    for r in range(n):
+        for c in range(n):
+            acc = 0.0
+            for k in range(n):
+                acc += z[r * n + k] * z[c * n + k]
+            out[nn + r * n + c] = acc - A[ks, r, c]
+    add_shift(i, O, orow, S)
+
+
+@family_kernel(FID_COVARIANCE, rowwise=True)
+@njit(cache=True)
+def covariance_rows(Z, O, P, A, S, worker, state, batch):
+    for r in range(Z.shape[0]):
+        _op_covariance(worker if worker >= 0 else r, Z, r, O, r, P, A, S)

@@ -26,10 +26,21 @@ import numpy as np
 import scipy.sparse as sp
 
 from minmaxlab.constraints import L1, Ball, Simplex
-from minmaxlab.engine import families
+from minmaxlab.engine import datarows
+from minmaxlab.engine.registry import family_kernel
 from minmaxlab.errors import ProblemError
 from minmaxlab.problems import datasets as D
 from minmaxlab.problems.base import Noise, Problem, ShardedProblem
+
+# the data families' kernels (minmaxlab.engine.datarows: mini-batches from each worker's shard)
+FID_ROBUST_REGRESSION = 11
+FID_GROUP_LOGISTIC = 12  # DRO logistic regression and fair classification
+FID_ROBUST_SPARSE = 13  # the same on sparse storage
+FID_GROUP_LOGISTIC_SPARSE = 14
+family_kernel(FID_ROBUST_REGRESSION)(datarows.robust_rows)
+family_kernel(FID_GROUP_LOGISTIC)(datarows.group_logistic_rows)
+family_kernel(FID_ROBUST_SPARSE)(datarows.robust_sparse_rows)
+family_kernel(FID_GROUP_LOGISTIC_SPARSE)(datarows.group_logistic_sparse_rows)
 
 
 def _pack_sparse(blocks) -> np.ndarray:
@@ -199,7 +210,7 @@ class RobustRegression(_DataProblem):
         lo = np.concatenate([np.full(p, -box), np.full(p, -radius / math.sqrt(p))])
         self._setup(
             name=name, dim=2 * p, dim_u=p, workers=workers,
-            fid=families.FID_ROBUST_SPARSE if storage == "sparse" else families.FID_ROBUST_REGRESSION,
+            fid=FID_ROBUST_SPARSE if storage == "sparse" else FID_ROBUST_REGRESSION,
             P=[p, lam, workers, *counts], A=A, S=np.zeros((1, 1)), A_mean=Abar, S_mean=np.zeros((1, 1)),
             L=L, L_local=L_local, box=(lo, -lo), lipschitz="box", mvi="unknown", r_min=None,
             solution=None, heterogeneity=0.0 if split == "iid" else 1.0,
@@ -337,7 +348,7 @@ class GroupLogistic(_DataProblem):
         hi = np.concatenate([np.full(p + 1, box), np.ones(K_groups)])
         self._setup(
             name=name, dim=p + 1 + K_groups, dim_u=p + 1, workers=workers,
-            fid=families.FID_GROUP_LOGISTIC_SPARSE if storage == "sparse" else families.FID_GROUP_LOGISTIC,
+            fid=FID_GROUP_LOGISTIC_SPARSE if storage == "sparse" else FID_GROUP_LOGISTIC,
             P=[p, K_groups, rho, l2, workers, *counts], A=A, S=np.zeros((1, 1)), A_mean=Abar,
             S_mean=np.zeros((1, 1)), L=L, L_local=L_local, box=(lo, hi), lipschitz="box",
             mvi="unknown", r_min=None, solution=None, heterogeneity=0.0 if split == "iid" else 1.0,

@@ -14,11 +14,19 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from numba import njit
 from scipy.optimize import fsolve, minimize
 
-from minmaxlab.engine import families
+from minmaxlab.engine.registry import family_kernel
+from minmaxlab.engine.rowkit import add_shift
 from minmaxlab.problems.base import Problem, ProblemError
 from minmaxlab.problems.linear import shift_heterogeneity
+
+# the family ids of the kernels below (see minmaxlab.engine.registry)
+FID_FORSAKEN = 5
+FID_GLOBAL_FORSAKEN = 6
+FID_POLAR = 7
+FID_DIRAC = 8
 
 _GRID = 401
 _WIDEN = 1e-3
@@ -120,7 +128,7 @@ class Forsaken(_Planar):
     """
 
     family = "forsaken"
-    fid = families.FID_FORSAKEN
+    fid = FID_FORSAKEN
     references = ("Hsieh, Mertikopoulos, Cevher, The limits of min-max optimization algorithms: "
                   "convergence to spurious non-critical sets, ICML 2021",)
 
@@ -154,7 +162,7 @@ class GlobalForsaken(_Planar):
     """
 
     family = "global_forsaken"
-    fid = families.FID_GLOBAL_FORSAKEN
+    fid = FID_GLOBAL_FORSAKEN
     references = ("Pethick, Latafat, Patrinos, Fercoq, Cevher, Escaping limit cycles: global "
                   "convergence for constrained nonconvex-nonconcave minimax problems, ICLR 2022",)
 
@@ -181,7 +189,7 @@ class PolarGame(_Planar):
     """
 
     family = "polar"
-    fid = families.FID_POLAR
+    fid = FID_POLAR
     references = ("Pethick et al., Escaping limit cycles, ICLR 2022",)
 
     @staticmethod
@@ -226,7 +234,7 @@ class DiracGAN(_Planar):
     """
 
     family = "dirac_gan"
-    fid = families.FID_DIRAC
+    fid = FID_DIRAC
     references = ("Mescheder, Geiger, Nowozin, Which training methods for GANs do actually "
                   "converge?, ICML 2018",)
 
@@ -244,3 +252,84 @@ class DiracGAN(_Planar):
 
     def __init__(self, workers=1, box=2.0, heterogeneity=0.0, shift=0.0, seed=0, name="dirac_gan"):
         self._build(name, workers, [], box, heterogeneity, seed, (0.0, 0.0), "equality", {}, shift)
+
+
+# ---------------------------------------------------------------- the kernels
+@njit(cache=True, inline="always")
+def _op_forsaken(i, Z, zr, O, orow, P, A, S):
+    u = Z[zr, 0]
+    v = Z[zr, 1]
+    u2 = u * u
+    v2 = v * v
+    # phi(s) = s^2/4 - s^4/2 + s^6/6, phi'(s) = s/2 - 2 s^3 + s^5
+    O[orow, 0] = (v - 0.45) + u * (0.5 - 2.0 * u2 + u2 * u2)
+    O[orow, 1] = -u + v * (0.5 - 2.0 * v2 + v2 * v2)
+    add_shift(i, O, orow, S)
+
+
+@njit(cache=True, inline="always")
+def _op_global_forsaken(i, Z, zr, O, orow, P, A, S):
+    u = Z[zr, 0]
+    v = Z[zr, 1]
+    u2 = u * u
+    v2 = v * v
+    # psi(s) = (2/21) s^6 - (1/3) s^4 + (1/3) s^2, psi'(s) = (4/7) s^5 - (4/3) s^3 + (2/3) s
+    O[orow, 0] = v + u * ((4.0 / 7.0) * u2 * u2 - (4.0 / 3.0) * u2 + 2.0 / 3.0)
+    O[orow, 1] = -u + v * ((4.0 / 7.0) * v2 * v2 - (4.0 / 3.0) * v2 + 2.0 / 3.0)
+    add_shift(i, O, orow, S)
+
+
+@njit(cache=True, inline="always")
+def _op_polar(i, Z, zr, O, orow, P, A, S):
+    a = P[0]
+    u = Z[zr, 0]
+    v = Z[zr, 1]
+    r2 = u * u + v * v
+    common = 0.25 * a * (r2 - 1.0) * (4.0 * r2 - 1.0)
+    O[orow, 0] = common * u - v
+    O[orow, 1] = common * v + u
+    add_shift(i, O, orow, S)
+
+
+@njit(cache=True, inline="always")
+def _op_dirac(i, Z, zr, O, orow, P, A, S):
+    theta = Z[zr, 0]
+    psi = Z[zr, 1]
+    t = psi * theta
+    # h(t) = -log(1 + exp(-t)), h'(t) = 1 / (1 + exp(t)), evaluated without overflow
+    if t >= 0.0:
+        e = np.exp(-t)
+        hp = e / (1.0 + e)
+    else:
+        hp = 1.0 / (1.0 + np.exp(t))
+    O[orow, 0] = hp * psi
+    O[orow, 1] = -hp * theta
+    add_shift(i, O, orow, S)
+
+
+@family_kernel(FID_FORSAKEN, rowwise=True)
+@njit(cache=True)
+def forsaken_rows(Z, O, P, A, S, worker, state, batch):
+    for r in range(Z.shape[0]):
+        _op_forsaken(worker if worker >= 0 else r, Z, r, O, r, P, A, S)
+
+
+@family_kernel(FID_GLOBAL_FORSAKEN, rowwise=True)
+@njit(cache=True)
+def global_forsaken_rows(Z, O, P, A, S, worker, state, batch):
+    for r in range(Z.shape[0]):
+        _op_global_forsaken(worker if worker >= 0 else r, Z, r, O, r, P, A, S)
+
+
+@family_kernel(FID_POLAR, rowwise=True)
+@njit(cache=True)
+def polar_rows(Z, O, P, A, S, worker, state, batch):
+    for r in range(Z.shape[0]):
+        _op_polar(worker if worker >= 0 else r, Z, r, O, r, P, A, S)
+
+
+@family_kernel(FID_DIRAC, rowwise=True)
+@njit(cache=True)
+def dirac_rows(Z, O, P, A, S, worker, state, batch):
+    for r in range(Z.shape[0]):
+        _op_dirac(worker if worker >= 0 else r, Z, r, O, r, P, A, S)
