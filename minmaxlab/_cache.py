@@ -65,6 +65,10 @@ class PackageStamp:
         return (super().get_source_stamp(), _digest_once(self.root))
 
 
+class UserProvidedLocator(PackageStamp, caching.UserProvidedCacheLocator):
+    """The folder named by NUMBA_CACHE_DIR, when set (numba's own first choice too)."""
+
+
 class InTreeLocator(PackageStamp, caching.InTreeCacheLocator):
     """The package's ``__pycache__`` (a writable install)."""
 
@@ -73,7 +77,7 @@ class UserWideLocator(PackageStamp, caching.UserWideCacheLocator):
     """The user's cache folder (a read-only install)."""
 
 
-LOCATORS = (InTreeLocator, UserWideLocator)
+LOCATORS = (UserProvidedLocator, InTreeLocator, UserWideLocator)
 
 
 def register(locators=LOCATORS) -> None:

@@ -1,5 +1,7 @@
 """The simulation engine against tiny pure-numpy references, reductions and properties."""
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -467,6 +469,18 @@ def test_the_packages_kernels_are_cached_with_the_package_stamp():
         return x
 
     assert not isinstance(outside._cache._impl._locator, LOCATORS)
+
+
+def test_numba_cache_dir_is_honoured(tmp_path):
+    """NUMBA_CACHE_DIR, when set, receives the package's cached kernels (as numba's own kernels);
+    before the package's locators knew it, the folder stayed empty."""
+    import subprocess
+    import sys
+
+    code = "import numpy as np, minmaxlab.engine.streams as s; s.mix64(np.uint64(7))"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
+    assert list(tmp_path.rglob("*mix64*.nbi")), sorted(tmp_path.rglob("*"))
 
 
 _CALLEE = "from numba import njit\n\n@njit(cache=True)\ndef f():\n    return {}\n"

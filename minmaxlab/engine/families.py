@@ -3,9 +3,9 @@ batch)``: family ``fid``'s kernel at every row, generated from the registry
 (:mod:`minmaxlab.engine.registry`) instead of written by hand. A family is one module: its class,
 its kernel and one registration; nothing here names it.
 
-The dispatch is a chain of small compiled links, one per registered family, each comparing ``fid``
-with its own and calling its kernel or the next link (numba caches each link by its closure: the
-id and the kernel). An unknown id writes NaN.
+The dispatch is a chain of small links, one per registered family, each comparing ``fid`` with its
+own and calling its kernel or the next link (numba caches each link by its closure: the id and
+the kernel). An unknown id writes NaN.
 """
 
 import numpy as np
@@ -41,7 +41,16 @@ def generate_dispatch(table: dict):
     return rows
 
 
-library_rows = generate_dispatch(kernels())
+_dispatch = generate_dispatch(kernels())
+
+
+@njit(cache=True)
+def library_rows(fid, Z, O, P, A, S, worker, state, batch):
+    """Family ``fid``'s kernel at every row of Z into O (see :mod:`minmaxlab.engine.registry`).
+    The links are inlined here, once: callers call this function (inlined at each of their call
+    sites, the links cost compile time; as calls of their own, numba optimizes each link with
+    every link below it again)."""
+    _dispatch(fid, Z, O, P, A, S, worker, state, batch)
 
 # ROWWISE[fid]: the family reads worker i's data as its row of A and of S only (see the registry)
 ROWWISE = np.zeros(max(kernels(), default=0) + 1, dtype=np.bool_)
