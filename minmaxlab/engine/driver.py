@@ -30,7 +30,15 @@ from minmaxlab.engine.plans import (
     costs,
 )
 from minmaxlab.engine.projections import project_rows
-from minmaxlab.engine.updates import adam_step, copy_rows, flat_step, step_rows, step_rows_inplace
+from minmaxlab.engine.updates import (
+    adam_step,
+    copy_rows,
+    flat_step,
+    plain_step,
+    plain_step_inplace,
+    step_rows,
+    step_rows_inplace,
+)
 
 STATUS_OK = 0
 STATUS_DIVERGED = 1
@@ -96,9 +104,14 @@ def simulate(alg, fid, P, A, S, Abar, Sbar, mean_loop,
             op = ops[p]
             if op == OP_END:
                 break
-            if op == OP_STEP_Z:
+            if op == OP_STEP_Z and flat > 0.0:
+                plain_step(Z, X, G, flat)
+                have_fz = False
+            elif op == OP_STEP_Z:
                 step_rows(Z, X, G, eta, flat, proj_kind, proj_a, proj_b, dim_u, work)
                 have_fz = False
+            elif op == OP_STEP_X and flat > 0.0:
+                plain_step_inplace(X, G, flat)
             elif op == OP_STEP_X:
                 step_rows_inplace(X, G, eta, flat, proj_kind, proj_a, proj_b, dim_u, work)
             elif op == OP_ORACLE_Z and reuse and metrics:

@@ -24,6 +24,20 @@ def gossip_round(Y, out, m, indptr, indices, weights):
                 j = indices[m, k]
                 for c in range(d):
                     out[i, c] += w * Y[j, c]
+    elif d == 2:  # the plane: both coordinates' sums in one pass over the neighbours
+        for i in range(M):
+            k0 = indptr[m, i]
+            w = weights[m, k0]
+            j = indices[m, k0]
+            a0 = w * Y[j, 0]
+            a1 = w * Y[j, 1]
+            for k in range(k0 + 1, indptr[m, i + 1]):
+                w = weights[m, k]
+                j = indices[m, k]
+                a0 += w * Y[j, 0]
+                a1 += w * Y[j, 1]
+            out[i, 0] = a0
+            out[i, 1] = a1
     else:  # short rows: scalar sums over neighbours (the same additions in the same order)
         for i in range(M):
             k0 = indptr[m, i]

@@ -20,16 +20,31 @@ def flat_step(eta, proj_kind):
 
 
 @njit(cache=True)
+def plain_step(Y, X, G, a):
+    """Y = X - a G: one step size, no projection (the simulator calls it directly: on small
+    blocks the arguments of :func:`step_rows` cost more than its loop)."""
+    M, d = Y.shape
+    for i in range(M):
+        for c in range(d):
+            Y[i, c] = X[i, c] - a * G[i, c]
+
+
+@njit(cache=True)
+def plain_step_inplace(X, G, a):
+    """X = X - a G (see :func:`plain_step`)."""
+    M, d = X.shape
+    for i in range(M):
+        for c in range(d):
+            X[i, c] -= a * G[i, c]
+
+
+@njit(cache=True)
 def step_rows(Y, X, G, eta, flat, proj_kind, proj_a, proj_b, dim_u, work):
     """Y = proj(X - eta G), row by row, each row projected while it is in cache (Y is not X: see
     :func:`step_rows_inplace`); flat = :func:`flat_step` (eta, proj_kind)."""
     M, d = Y.shape
     if flat > 0.0:
-        Yf = Y.reshape(-1)
-        Xf = X.reshape(-1)
-        Gf = G.reshape(-1)
-        for q in range(M * d):
-            Yf[q] = Xf[q] - flat * Gf[q]
+        plain_step(Y, X, G, flat)
         return
     for i in range(M):
         y = Y[i]
@@ -46,10 +61,7 @@ def step_rows_inplace(X, G, eta, flat, proj_kind, proj_a, proj_b, dim_u, work):
     check and does not vectorize)."""
     M, d = X.shape
     if flat > 0.0:
-        Xf = X.reshape(-1)
-        Gf = G.reshape(-1)
-        for q in range(M * d):
-            Xf[q] -= flat * Gf[q]
+        plain_step_inplace(X, G, flat)
         return
     for i in range(M):
         x = X[i]
