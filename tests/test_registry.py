@@ -67,3 +67,24 @@ def test_rowwise_families_are_the_ones_sharing_rows():
     assert mml.problem("robust_regression").kernel_data[0] not in rowwise
     assert mml.problem("minty_bowl").kernel_data[0] in rowwise
     assert families.ROWWISE.sum() == len(rowwise)
+
+
+@pytest.mark.parametrize("dim", [2, 6, 20])
+@pytest.mark.parametrize("g", ["rational", "log"])
+def test_specialized_minty_bowl_paths_give_the_general_paths_bits(dim, g):
+    """The plane (d = 2) and shared-matrix paths of the Minty bowl are the per-row path's
+    operations in its order: the same bits as with the matrix and shift repeated per worker
+    (which takes the per-row path)."""
+    from minmaxlab.problems.linear import minty_bowl_rows
+
+    prob = mml.problem("minty_bowl", workers=3, dim=dim, g=g)
+    fid, P, A, _ = prob.kernel_data
+    S = np.random.default_rng(2).standard_normal((1, dim))  # a shared shift, nonzero
+    assert A.shape[0] == 1
+    Z = prob.sample_box(np.random.default_rng(1), 3)
+    fast, general = np.zeros_like(Z), np.zeros_like(Z)
+    st = np.zeros(3, dtype=np.uint64)
+    minty_bowl_rows(Z, fast, P, A, S, np.int64(-1), st, np.int64(0))
+    minty_bowl_rows(Z, general, P, np.repeat(A, 3, axis=0), np.repeat(S, 3, axis=0), np.int64(-1),
+                    st, np.int64(0))
+    assert np.array_equal(fast, general)

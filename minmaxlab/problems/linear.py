@@ -438,6 +438,39 @@ def quadratic_rows(Z, O, P, A, S, worker, state, batch):
             _op_quadratic(worker if worker >= 0 else r, Z, r, O, r, P, A, S)
 
 
+@njit(cache=True)
+def _minty_bowl_shared_rows(Z, O, P, A0, s):
+    """The rows of :func:`_op_minty_bowl` when every worker shares one matrix A0 (2-D) and one
+    shift s: the same operations in the same order, with 2-D and 1-D indexing instead of a
+    per-row lookup in the 3-D stack (W3 of the benchmark: 470 -> 330 us per call)."""
+    p = int(P[0])
+    alpha = P[1]
+    kind = int(P[2])
+    n, d = Z.shape
+    q = d - p
+    for i in range(n):
+        for r in range(d):
+            O[i, r] = 0.0
+        for c in range(q):
+            vc = Z[i, p + c]
+            for r in range(p):
+                O[i, r] += vc * A0[p + c, r]
+        for r in range(p):
+            ur = Z[i, r]
+            for c in range(q):
+                O[i, p + c] -= ur * A0[r, c]
+        if kind == G_RATIONAL:
+            for j in range(d):
+                x = Z[i, j]
+                t = 1.0 + x * x
+                O[i, j] += alpha * (2.0 * x / (t * t))
+        else:
+            for j in range(d):
+                O[i, j] += alpha * _gprime(kind, Z[i, j])
+        for j in range(d):
+            O[i, j] += s[j]
+
+
 @family_kernel(FID_MINTY_BOWL, rowwise=True)
 @njit(cache=True)
 def minty_bowl_rows(Z, O, P, A, S, worker, state, batch):
@@ -449,6 +482,8 @@ def minty_bowl_rows(Z, O, P, A, S, worker, state, batch):
             _minty_extra(worker if worker >= 0 else r, Z, r, O, r, P, A, S)
     elif Z.shape[1] == 2:
         _minty_bowl_plane_rows(Z, O, P, A, S, worker)
+    elif A.shape[0] == 1 and S.shape[0] == 1:
+        _minty_bowl_shared_rows(Z, O, P, A[0], S[0])
     else:
         for r in range(Z.shape[0]):
             _op_minty_bowl(worker if worker >= 0 else r, Z, r, O, r, P, A, S)
