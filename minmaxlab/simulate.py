@@ -77,14 +77,14 @@ def run(problem: Problem, topology, algorithm: Algorithm, iterations: int, seed:
     start = time.perf_counter()
     with threadpool_limits(limits=1):  # the kernels' BLAS products are small: no thread pool
         status, k_last, rows = simulate(
-            algorithm.alg_id, fid, P, A, S, problem._A_mean, problem._S_mean, s.mean_loop,
-            s.noise_kind, s.noise_scale, s.batch, s.shifts,
-            s.indptr, s.indices, s.weights, s.avg_degree, s.rounds,
-            s.eta, b1, b2, aeps,
-            s.proj_kind, s.proj_a, s.proj_b, problem.dim_u,
-            X, Z, G, Mom, Vel, Dprev, state,
-            s.solution, s.has_solution, s.record, out,
-            float(blowup), every_iteration, traj,
+            algorithm.alg_id, s.rounds,
+            (fid, P, A, S, problem._A_mean, problem._S_mean, s.mean_loop),
+            (s.noise_kind, s.noise_scale, s.batch, s.shifts),
+            (s.indptr, s.indices, s.weights, s.avg_degree),
+            (s.eta, b1, b2, aeps),
+            (s.proj_kind, s.proj_a, s.proj_b, problem.dim_u),
+            (X, Z, G, Mom, Vel, Dprev, state),
+            (s.solution, s.has_solution, s.record, out, float(blowup), every_iteration, traj),
         )
     elapsed = time.perf_counter() - start
     return make_trace(problem, topology, algorithm, s, out, traj, rows, status, k_last, X, Z, seed,

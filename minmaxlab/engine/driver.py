@@ -45,22 +45,34 @@ STATUS_DIVERGED = 1
 
 
 @njit(cache=True)
-def simulate(alg, fid, P, A, S, Abar, Sbar, mean_loop,
-              noise_kind, noise_scale, batch, shifts,
-              indptr, indices, weights, avg_degree, rounds,
-              eta, beta1, beta2, adam_eps,
-              proj_kind, proj_a, proj_b, dim_u,
-              X, Z, G, Mom, Vel, Dprev, state,
-              solution, has_solution, record, out, blowup, every_iteration, traj):
-    """Run ``rounds.shape[0]`` iterations of algorithm ``alg`` from the state (X, Z, G, ...), in place.
+def simulate(alg, rounds, operator, noise, graph, steps, constraints, workers, recording):
+    """Run ``rounds.shape[0]`` iterations of algorithm ``alg`` (``rounds[k - 1]`` gossip rounds per
+    gossip phase at iteration k) from the workers' state, in place. The arguments are tuples:
+
+    - operator = (fid, P, A, S, Abar, Sbar, mean_loop): the family's data, the mean operator's;
+    - noise = (noise_kind, noise_scale, batch, shifts);
+    - graph = (indptr, indices, weights, avg_degree): the stacked sparse mixing matrices;
+    - steps = (eta, beta1, beta2, adam_eps): step sizes per coordinate, optimistic Adam's constants;
+    - constraints = (proj_kind, proj_a, proj_b, dim_u): the players' sets;
+    - workers = (X, Z, G, Mom, Vel, Dprev, state): every worker's iterates, gradient, Adam
+      moments and random stream;
+    - recording = (solution, has_solution, record, out, blowup, every_iteration, traj).
 
     Every iteration runs the plan ``PLANS[alg]`` (``INIT_PLANS[alg]`` at iteration 0) on all workers
     as one block: the local phases as in :func:`local_ops`, gossip by :func:`gossip` and exact
-    averaging by :func:`average_rows`. Records the metric
-    columns COLUMNS at the iterations listed in ``record`` (sorted; 0 = the initial state) into
-    ``out``, and the network average zbar into ``traj`` when it has a row per record (a (0, d) array
-    records no iterates). Returns (status, last_iteration, rows_written).
+    averaging by :func:`average_rows`. Records the metric columns COLUMNS at the iterations listed
+    in ``record`` (sorted; 0 = the initial state) into ``out``, and the network average zbar into
+    ``traj`` when it has a row per record (a (0, d) array records no iterates). A run whose X leaves
+    [-blowup, blowup] or stops being finite stops there. Returns (status, last_iteration,
+    rows_written).
     """
+    fid, P, A, S, Abar, Sbar, mean_loop = operator
+    noise_kind, noise_scale, batch, shifts = noise
+    indptr, indices, weights, avg_degree = graph
+    eta, beta1, beta2, adam_eps = steps
+    proj_kind, proj_a, proj_b, dim_u = constraints
+    X, Z, G, Mom, Vel, Dprev, state = workers
+    solution, has_solution, record, out, blowup, every_iteration, traj = recording
     M, d = X.shape
     K = rounds.shape[0]
     tmpg = np.empty((M, d))
