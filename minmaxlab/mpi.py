@@ -355,10 +355,12 @@ class _Rank:
         self.G = self.Gfull[self.lo: self.lo + m] if averages else np.zeros((m, d))
         Mom, Vel, Dprev = np.zeros((m, d)), np.zeros((m, d)), np.zeros((m, d))
         fid, P, A, S = data
-        self.args = (self.X, self.Z, self.G, Mom, Vel, Dprev, setup.eta,
-                     np.array(setup.adam, dtype=np.float64), fid, P, A, S, setup.noise_kind,
-                     setup.noise_scale, setup.batch, shifts, worker_streams(seed, m, offset=self.lo),
-                     setup.proj_kind, setup.proj_a, setup.proj_b, problem.dim_u, np.empty(d))
+        # the arguments of engine.plans.local_ops after (ops, p, k)
+        self.args = ((self.X, self.Z, self.G, Mom, Vel, Dprev,
+                      worker_streams(seed, m, offset=self.lo)),
+                     (setup.eta, *(float(a) for a in setup.adam)), (fid, P, A, S),
+                     (setup.noise_kind, setup.noise_scale, setup.batch, shifts),
+                     (setup.proj_kind, setup.proj_a, setup.proj_b, problem.dim_u), np.empty(d))
         self.dim_u = problem.dim_u
         self.mean_args = (fid, setup.kernel_data[1], problem._A_mean, problem._S_mean, setup.mean_loop,
                           np.zeros(1, dtype=np.uint64))

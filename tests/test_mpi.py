@@ -253,9 +253,9 @@ def test_plans_driven_from_python_reproduce_the_simulator(alg):
     X, M, d = s.X.copy(), s.M, s.d
     Z, G, tmp = X.copy(), np.zeros((M, d)), np.zeros((M, d))
     fid, P, A, S = prob.kernel_data
-    args = (X, Z, G, np.zeros((M, d)), np.zeros((M, d)), np.zeros((M, d)), s.eta, np.array(s.adam),
-            fid, P, A, S, s.noise_kind, s.noise_scale, s.batch, s.shifts, worker_streams(2, M),
-            s.proj_kind, s.proj_a, s.proj_b, prob.dim_u, np.zeros(d))
+    args = ((X, Z, G, np.zeros((M, d)), np.zeros((M, d)), np.zeros((M, d)), worker_streams(2, M)),
+            (s.eta, *s.adam), (fid, P, A, S), (s.noise_kind, s.noise_scale, s.batch, s.shifts),
+            (s.proj_kind, s.proj_a, s.proj_b, prob.dim_u), np.zeros(d))
     done = 0
     for k in range(26):
         t = int(s.rounds[k - 1]) if k else 0

@@ -75,17 +75,23 @@ def plan(alg: int, init: bool = False) -> tuple[str, ...]:
 
 
 @njit(cache=True)
-def local_ops(ops, p, k, X, Z, G, Mom, Vel, Dprev, eta, adam,
-               fid, P, A, S, noise_kind, noise_scale, batch, shifts, state,
-               proj_kind, proj_a, proj_b, dim_u, work):
-    """Run the local phases ops[p], ops[p + 1], ... of iteration k on a block of workers (the rows
-    of X, Z, G, ...; A, S, shifts and state hold the same workers' data; adam = (beta1, beta2,
-    eps)), in place, up to the first communication or the end of the plan. Returns the index of
-    that operation (ops[index] is OP_END at the end).
+def local_ops(ops, p, k, workers, steps, operator, noise, constraints, work):
+    """Run the local phases ops[p], ops[p + 1], ... of iteration k on a block of workers, in place,
+    up to the first communication or the end of the plan. Returns the index of that operation
+    (ops[index] is OP_END at the end). The arguments are the tuples of
+    :func:`minmaxlab.engine.driver.simulate` for the block: workers = (X, Z, G, Mom, Vel, Dprev,
+    state), steps = (eta, beta1, beta2, adam_eps), operator = (fid, P, A, S) with the block's rows
+    of A and S, noise = (noise_kind, noise_scale, batch, shifts) with its rows of shifts,
+    constraints = (proj_kind, proj_a, proj_b, dim_u); ``work`` is a (d,) array.
 
     The MPI backend calls this between its communications. ``simulate`` runs the same phase
     kernels in the same dispatch inline (a call per segment would cost measurable time on small
     problems)."""
+    X, Z, G, Mom, Vel, Dprev, state = workers
+    eta, beta1, beta2, adam_eps = steps
+    fid, P, A, S = operator
+    noise_kind, noise_scale, batch, shifts = noise
+    proj_kind, proj_a, proj_b, dim_u = constraints
     flat = flat_step(eta, proj_kind)
     while True:
         op = ops[p]
@@ -98,7 +104,7 @@ def local_ops(ops, p, k, X, Z, G, Mom, Vel, Dprev, eta, adam,
         elif op == OP_ORACLE_X:
             oracle_all(X, G, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state)
         elif op == OP_ADAM_X:
-            adam_step(X, G, Mom, Vel, Dprev, eta, adam[0], adam[1], adam[2], k)
+            adam_step(X, G, Mom, Vel, Dprev, eta, beta1, beta2, adam_eps, k)
             project_rows(X, proj_kind, proj_a, proj_b, eta, dim_u, work)
         elif op == OP_COPY_Z:
             copy_rows(Z.reshape(-1), X.reshape(-1))
