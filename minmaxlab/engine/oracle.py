@@ -25,7 +25,9 @@ def add_gaussian(state, i, O, orow, scale):
         O[orow, j] += scale * normal(state, i)
 
 
-@njit(cache=True)
+# inlined into its callers: as a call of its own, numba optimizes the family kernels it links once
+# more (a cold first run: 36.2 -> 32.6 s, with oracle_all and mean_rows inlined)
+@njit(cache=True, inline="always")
 def oracle_all(Z, O, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state):
     """One stochastic oracle call of every worker i at Z[i] into O[i] (mini-batches of ``batch``)."""
     # worker and batch as int64, not literals: numba would compile one rows per literal value
@@ -73,7 +75,7 @@ def oracle_is_mean(fid, A, S, Abar, Sbar, mean_loop, noise_kind):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def mean_rows(Z, O, tmp, fid, P, Abar, Sbar, mean_loop, nostate, M):
     """The mean operator F at every row of Z into O: from the aggregate data (Abar, Sbar), or, for
     user problems, by averaging the M local operators (``tmp`` has the shape of Z). ``nostate``: a
