@@ -279,11 +279,12 @@ class WeakMVIQuadratic(Problem):
 
 # ---------------------------------------------------------------- the kernels
 @njit(cache=True, inline="always")
-def _skew_coupling(A, k, Z, zr, O, orow, p):
+def _skew_coupling(Ak, Z, zr, O, orow, p):
     """O[orow, :p] = A_k v ; O[orow, p:] = -A_k^T u  for z = Z[zr] = (u, v), u in R^p.
 
-    A[k] holds A_k in rows 0..p-1 (p x q) and A_k^T in rows p..p+q-1 (q x p), so both products run
-    as contiguous axpy loops (vectorizable without reassociating any sum)."""
+    Ak (one worker's matrix of the stack, 2-D) holds A_k in rows 0..p-1 (p x q) and A_k^T in rows
+    p..p+q-1 (q x p), so both products run as contiguous axpy loops (vectorizable without
+    reassociating any sum)."""
     d = Z.shape[1]
     q = d - p
     for r in range(d):
@@ -291,11 +292,11 @@ def _skew_coupling(A, k, Z, zr, O, orow, p):
     for c in range(q):  # A v = sum_c v_c A[:, c] = sum_c v_c (A^T)[c, :]
         vc = Z[zr, p + c]
         for r in range(p):
-            O[orow, r] += vc * A[k, p + c, r]
+            O[orow, r] += vc * Ak[p + c, r]
     for r in range(p):  # -A^T u = -sum_r u_r A[r, :]
         ur = Z[zr, r]
         for c in range(q):
-            O[orow, p + c] -= ur * A[k, r, c]
+            O[orow, p + c] -= ur * Ak[r, c]
 
 
 @njit(cache=True, inline="always")
@@ -315,7 +316,7 @@ def _gprime(kind, s):
 @njit(cache=True, inline="always")
 def _op_bilinear(i, Z, zr, O, orow, P, A, S):
     p = int(P[0])
-    _skew_coupling(A, row_index(A.shape[0], i), Z, zr, O, orow, p)
+    _skew_coupling(A[row_index(A.shape[0], i)], Z, zr, O, orow, p)
     add_shift(i, O, orow, S)
 
 
@@ -338,7 +339,7 @@ def _coupling_blas(A, Z, O, p):
 @njit(cache=True, inline="always")
 def _op_quadratic(i, Z, zr, O, orow, P, A, S):
     p = int(P[0])
-    _skew_coupling(A, row_index(A.shape[0], i), Z, zr, O, orow, p)
+    _skew_coupling(A[row_index(A.shape[0], i)], Z, zr, O, orow, p)
     _quadratic_extra(i, Z, zr, O, orow, P, A, S)
 
 
@@ -353,7 +354,7 @@ def _quadratic_extra(i, Z, zr, O, orow, P, A, S):
 @njit(cache=True, inline="always")
 def _op_minty_bowl(i, Z, zr, O, orow, P, A, S):
     p = int(P[0])
-    _skew_coupling(A, row_index(A.shape[0], i), Z, zr, O, orow, p)
+    _skew_coupling(A[row_index(A.shape[0], i)], Z, zr, O, orow, p)
     _minty_extra(i, Z, zr, O, orow, P, A, S)
 
 
@@ -440,25 +441,15 @@ def quadratic_rows(Z, O, P, A, S, worker, state, batch):
 
 @njit(cache=True)
 def _minty_bowl_shared_rows(Z, O, P, A0, s):
-    """The rows of :func:`_op_minty_bowl` when every worker shares one matrix A0 (2-D) and one
-    shift s: the same operations in the same order, with 2-D and 1-D indexing instead of a
-    per-row lookup in the 3-D stack (W3 of the benchmark: 470 -> 330 us per call)."""
+    """The rows of :func:`_op_minty_bowl` when every worker shares one matrix A0 and one shift s:
+    the same operations in the same order, with the matrix and the shift taken once and g' and
+    the shift added in loops of their own (W3 of the benchmark: 470 -> 330 us per call)."""
     p = int(P[0])
     alpha = P[1]
     kind = int(P[2])
     n, d = Z.shape
-    q = d - p
     for i in range(n):
-        for r in range(d):
-            O[i, r] = 0.0
-        for c in range(q):
-            vc = Z[i, p + c]
-            for r in range(p):
-                O[i, r] += vc * A0[p + c, r]
-        for r in range(p):
-            ur = Z[i, r]
-            for c in range(q):
-                O[i, p + c] -= ur * A0[r, c]
+        _skew_coupling(A0, Z, i, O, i, p)
         if kind == G_RATIONAL:
             for j in range(d):
                 x = Z[i, j]
