@@ -1,5 +1,5 @@
-"""Small inlined helpers of the family kernels: which row of a per-worker stack a worker reads,
-and the per-worker constant term."""
+"""Small helpers of the family kernels: which row of a per-worker stack a worker reads, the
+per-worker constant term, and a family kernel made from an operator on one row."""
 
 from numba import njit
 
@@ -16,3 +16,15 @@ def add_shift(i, O, orow, S):
     k = row_index(S.shape[0], i)
     for j in range(O.shape[1]):
         O[orow, j] += S[k, j]
+
+
+def each_row(op):
+    """The family kernel ``rows(Z, O, P, A, S, worker, state, batch)`` that applies the one-row
+    operator ``op(i, Z, zr, O, orow, P, A, S)`` (F_i at Z[zr] into O[orow]) to every row, with
+    i = worker, or i = r when worker < 0 (numba caches one kernel per ``op``)."""
+    @njit(cache=True)
+    def rows(Z, O, P, A, S, worker, state, batch):
+        for r in range(Z.shape[0]):
+            op(worker if worker >= 0 else r, Z, r, O, r, P, A, S)
+
+    return rows

@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit
 
 from minmaxlab.engine.registry import family_kernel
-from minmaxlab.engine.rowkit import add_shift, row_index
+from minmaxlab.engine.rowkit import add_shift, each_row, row_index
 from minmaxlab.problems.base import Problem, ProblemError
 
 # the family ids of the kernels below (see minmaxlab.engine.registry)
@@ -115,8 +115,5 @@ def _op_covariance(i, Z, zr, O, orow, P, A, S):
     add_shift(i, O, orow, S)
 
 
-@family_kernel(FID_COVARIANCE, rowwise=True)
-@njit(cache=True)
-def covariance_rows(Z, O, P, A, S, worker, state, batch):
-    for r in range(Z.shape[0]):
-        _op_covariance(worker if worker >= 0 else r, Z, r, O, r, P, A, S)
+# the family's kernel: the operator above on every row
+covariance_rows = family_kernel(FID_COVARIANCE, rowwise=True)(each_row(_op_covariance))

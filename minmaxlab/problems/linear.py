@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit
 
 from minmaxlab.engine.registry import family_kernel
-from minmaxlab.engine.rowkit import add_shift, row_index
+from minmaxlab.engine.rowkit import add_shift, each_row, row_index
 from minmaxlab.problems.base import Problem, ProblemError
 
 # the family ids of the kernels below (see minmaxlab.engine.registry)
@@ -480,9 +480,5 @@ def minty_bowl_rows(Z, O, P, A, S, worker, state, batch):
             _op_minty_bowl(worker if worker >= 0 else r, Z, r, O, r, P, A, S)
 
 
-@family_kernel(FID_WEAK_MVI, rowwise=True)
-@njit(cache=True)
-def weak_mvi_rows(Z, O, P, A, S, worker, state, batch):
-    """F_i(z) = (b u + a v, -a u + b v) + s_i at every row."""
-    for r in range(Z.shape[0]):
-        _op_weak_mvi(worker if worker >= 0 else r, Z, r, O, r, P, A, S)
+# F_i(z) = (b u + a v, -a u + b v) + s_i at every row
+weak_mvi_rows = family_kernel(FID_WEAK_MVI, rowwise=True)(each_row(_op_weak_mvi))

@@ -18,7 +18,7 @@ from numba import njit
 from scipy.optimize import fsolve, minimize
 
 from minmaxlab.engine.registry import family_kernel
-from minmaxlab.engine.rowkit import add_shift
+from minmaxlab.engine.rowkit import add_shift, each_row
 from minmaxlab.problems.base import Problem, ProblemError
 from minmaxlab.problems.linear import shift_heterogeneity
 
@@ -307,29 +307,8 @@ def _op_dirac(i, Z, zr, O, orow, P, A, S):
     add_shift(i, O, orow, S)
 
 
-@family_kernel(FID_FORSAKEN, rowwise=True)
-@njit(cache=True)
-def forsaken_rows(Z, O, P, A, S, worker, state, batch):
-    for r in range(Z.shape[0]):
-        _op_forsaken(worker if worker >= 0 else r, Z, r, O, r, P, A, S)
-
-
-@family_kernel(FID_GLOBAL_FORSAKEN, rowwise=True)
-@njit(cache=True)
-def global_forsaken_rows(Z, O, P, A, S, worker, state, batch):
-    for r in range(Z.shape[0]):
-        _op_global_forsaken(worker if worker >= 0 else r, Z, r, O, r, P, A, S)
-
-
-@family_kernel(FID_POLAR, rowwise=True)
-@njit(cache=True)
-def polar_rows(Z, O, P, A, S, worker, state, batch):
-    for r in range(Z.shape[0]):
-        _op_polar(worker if worker >= 0 else r, Z, r, O, r, P, A, S)
-
-
-@family_kernel(FID_DIRAC, rowwise=True)
-@njit(cache=True)
-def dirac_rows(Z, O, P, A, S, worker, state, batch):
-    for r in range(Z.shape[0]):
-        _op_dirac(worker if worker >= 0 else r, Z, r, O, r, P, A, S)
+# the families' kernels: each operator above on every row
+forsaken_rows = family_kernel(FID_FORSAKEN, rowwise=True)(each_row(_op_forsaken))
+global_forsaken_rows = family_kernel(FID_GLOBAL_FORSAKEN, rowwise=True)(each_row(_op_global_forsaken))
+polar_rows = family_kernel(FID_POLAR, rowwise=True)(each_row(_op_polar))
+dirac_rows = family_kernel(FID_DIRAC, rowwise=True)(each_row(_op_dirac))
