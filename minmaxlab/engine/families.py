@@ -52,6 +52,7 @@ def library_rows(fid, Z, O, P, A, S, worker, state, batch):
     every link below it again)."""
     _dispatch(fid, Z, O, P, A, S, worker, state, batch)
 
+
 # ROWWISE[fid]: the family reads worker i's data as its row of A and of S only (see the registry)
 ROWWISE = np.zeros(max(kernels(), default=0) + 1, dtype=np.bool_)
 ROWWISE[sorted(rowwise())] = True
