@@ -120,12 +120,12 @@ def simulate(alg, rounds, operator, noise, graph, steps, constraints, workers, r
                 plain_step(Z, X, G, flat)
                 have_fz = False
             elif op == OP_STEP_Z:
-                step_rows(Z, X, G, eta, flat, proj_kind, proj_a, proj_b, dim_u, work)
+                step_rows(Z, X, G, eta, proj_kind, proj_a, proj_b, dim_u, work)
                 have_fz = False
             elif op == OP_STEP_X and flat > 0.0:
                 plain_step_inplace(X, G, flat)
             elif op == OP_STEP_X:
-                step_rows_inplace(X, G, eta, flat, proj_kind, proj_a, proj_b, dim_u, work)
+                step_rows_inplace(X, G, eta, proj_kind, proj_a, proj_b, dim_u, work)
             elif op == OP_ORACLE_Z and reuse and metrics:
                 rows(fid, Z, FZ, P, A, S, np.int64(-1), state, np.int64(0))
                 copy_rows(Gf, FZf)

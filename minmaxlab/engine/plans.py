@@ -8,7 +8,15 @@ from numba import njit
 
 from minmaxlab.engine.oracle import oracle_all
 from minmaxlab.engine.projections import project_rows
-from minmaxlab.engine.updates import adam_step, copy_rows, flat_step, step_rows, step_rows_inplace
+from minmaxlab.engine.updates import (
+    adam_step,
+    copy_rows,
+    flat_step,
+    plain_step,
+    plain_step_inplace,
+    step_rows,
+    step_rows_inplace,
+)
 
 # algorithm ids (see minmaxlab.algorithms)
 ALG_DPOSG = 0
@@ -95,10 +103,14 @@ def local_ops(ops, p, k, workers, steps, operator, noise, constraints, work):
     flat = flat_step(eta, proj_kind)
     while True:
         op = ops[p]
-        if op == OP_STEP_Z:
-            step_rows(Z, X, G, eta, flat, proj_kind, proj_a, proj_b, dim_u, work)
+        if op == OP_STEP_Z and flat > 0.0:
+            plain_step(Z, X, G, flat)
+        elif op == OP_STEP_Z:
+            step_rows(Z, X, G, eta, proj_kind, proj_a, proj_b, dim_u, work)
+        elif op == OP_STEP_X and flat > 0.0:
+            plain_step_inplace(X, G, flat)
         elif op == OP_STEP_X:
-            step_rows_inplace(X, G, eta, flat, proj_kind, proj_a, proj_b, dim_u, work)
+            step_rows_inplace(X, G, eta, proj_kind, proj_a, proj_b, dim_u, work)
         elif op == OP_ORACLE_Z:
             oracle_all(Z, G, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state)
         elif op == OP_ORACLE_X:

@@ -21,8 +21,8 @@ def flat_step(eta, proj_kind):
 
 @njit(cache=True)
 def plain_step(Y, X, G, a):
-    """Y = X - a G: one step size, no projection (the simulator calls it directly: on small
-    blocks the arguments of :func:`step_rows` cost more than its loop)."""
+    """Y = X - a G: one step size, no projection (a = :func:`flat_step`; on small blocks the ten
+    arguments of :func:`step_rows` cost more than this loop)."""
     M, d = Y.shape
     for i in range(M):
         for c in range(d):
@@ -39,13 +39,11 @@ def plain_step_inplace(X, G, a):
 
 
 @njit(cache=True)
-def step_rows(Y, X, G, eta, flat, proj_kind, proj_a, proj_b, dim_u, work):
+def step_rows(Y, X, G, eta, proj_kind, proj_a, proj_b, dim_u, work):
     """Y = proj(X - eta G), row by row, each row projected while it is in cache (Y is not X: see
-    :func:`step_rows_inplace`); flat = :func:`flat_step` (eta, proj_kind)."""
+    :func:`step_rows_inplace`); without projections and with one step size, :func:`plain_step`
+    does the same faster."""
     M, d = Y.shape
-    if flat > 0.0:
-        plain_step(Y, X, G, flat)
-        return
     for i in range(M):
         y = Y[i]
         x = X[i]
@@ -56,13 +54,10 @@ def step_rows(Y, X, G, eta, flat, proj_kind, proj_a, proj_b, dim_u, work):
 
 
 @njit(cache=True)
-def step_rows_inplace(X, G, eta, flat, proj_kind, proj_a, proj_b, dim_u, work):
+def step_rows_inplace(X, G, eta, proj_kind, proj_a, proj_b, dim_u, work):
     """X = proj(X - eta G) in place (a separate loop: with Y = X the one above fails its overlap
     check and does not vectorize)."""
     M, d = X.shape
-    if flat > 0.0:
-        plain_step_inplace(X, G, flat)
-        return
     for i in range(M):
         x = X[i]
         g = G[i]
