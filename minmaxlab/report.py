@@ -141,7 +141,7 @@ def verify(quick: bool = True, out: str | Path = "report", jobs: int | None = No
     (``FILE.py:FUNCTION`` or ``pkg.mod:FUNCTION``) runs every applicable claim on a user's game.
     The result's ``failed`` is True when a check failed (the exit code 1 of the CLI)."""
     from minmaxlab.rates import verdict_table
-    from minmaxlab.study import load_study, run_study
+    from minmaxlab.study import load_study, run_studies
 
     start = time.perf_counter()
     files = study_files()
@@ -162,15 +162,23 @@ def verify(quick: bool = True, out: str | Path = "report", jobs: int | None = No
             raise ConfigError(f"--problem: expected FILE.py:FUNCTION or pkg.module:FUNCTION, "
                               f"got {problem!r}")
         user_problem(problem, 2)  # fail early, with the factory's own message
-    all_rows, control_rows, titles, figures = [], [], {}, []
-    for f in files:
-        study = load_study(f, quick=quick, problem=problem)
-        if study.raw.get("verify", True) is False and not only:
-            continue
-        res = run_study(study, out=out / "results", jobs=jobs, progress=progress)
+    studies = [load_study(f, quick=quick, problem=problem) for f in files]
+    studies = [s for s in studies if s.raw.get("verify", True) is not False or only]
+    drawn = {}
+
+    def take(res):  # each study as its last run finishes, while the others go on
         failed = f", {len(res.failed_runs)} FAILED" if res.failed_runs else ""
-        echo(f"  {study.name:<34} {res.computed:>4} runs ({res.skipped} reused{failed}) "
+        echo(f"  {res.study.name:<34} {res.computed:>4} runs ({res.skipped} reused{failed}) "
              f"{res.elapsed:6.1f} s")
+        if len(res.table):
+            drawn[res.study.name] = draw_study_figures(res.folder, out / "figures")
+
+    # one pool for all studies: the GAN's long run overlaps the short runs of the others
+    results = run_studies(studies, out=out / "results", jobs=jobs, progress=progress,
+                          on_result=take)
+    all_rows, control_rows, titles, figures = [], [], {}, []
+    for res in results:  # the files' order, whatever the order they finished in
+        study = res.study
         vt = verdict_table(res.verdicts)
         vt.insert(0, "study", study.name)
         all_rows.append(vt)
@@ -179,8 +187,7 @@ def verify(quick: bool = True, out: str | Path = "report", jobs: int | None = No
         control_rows.append(ct)
         for c in study.claims:
             titles.setdefault(c["claim"], study.title.split(": ", 1)[-1])
-        if len(res.table):
-            figures += draw_study_figures(res.folder, out / "figures")
+        figures += drawn.get(study.name, [])
     if not all_rows:
         raise ConfigError("verify: no study to run (every selected study has verify = false)")
     rows = pd.concat(all_rows, ignore_index=True)

@@ -29,7 +29,6 @@ finished runs, so an interrupted study resumes where it stopped and never leaves
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
 import json
@@ -505,11 +504,17 @@ def execute(cell: dict) -> tuple[pd.DataFrame, dict]:
     return df, meta
 
 
-def _run_and_save(cell: dict, runs_dir: str) -> tuple[str, str]:
-    """Worker-process entry: run a cell and write its files atomically. Returns (run id, status);
-    a run that raises is recorded as failed (bad input still stops the study)."""
+def _run_and_save_item(item: tuple[dict, str]) -> tuple[str, str, float]:
+    """Worker-process entry: ``_run_and_save(cell, runs_dir)`` for a (cell, runs_dir) pair."""
+    return _run_and_save(*item)
+
+
+def _run_and_save(cell: dict, runs_dir: str) -> tuple[str, str, float]:
+    """Run a cell and write its files atomically. Returns (run id, status, seconds); a run that
+    raises is recorded as failed (bad input still stops the study)."""
     from minmaxlab.errors import MinmaxlabError
 
+    start = time.perf_counter()
     try:
         df, meta = execute(cell)
     except MinmaxlabError:
@@ -517,7 +522,7 @@ def _run_and_save(cell: dict, runs_dir: str) -> tuple[str, str]:
     except Exception as exc:  # a numerical or user-code failure of this run only
         save_failure(Path(runs_dir), cell["run_id"], f"{type(exc).__name__}: {exc}",
                      {"cell": cell, **provenance()})
-        return cell["run_id"], "failed"
+        return cell["run_id"], "failed", time.perf_counter() - start
     arrays = meta.pop("arrays", None)
     if arrays:  # e.g. generated samples of a GAN run
         npz = Path(runs_dir) / f"{cell['run_id']}.npz"
@@ -529,7 +534,7 @@ def _run_and_save(cell: dict, runs_dir: str) -> tuple[str, str]:
         atomic_write(npz, save_npz)
     save_run(Path(runs_dir), cell["run_id"], df, meta)
     status = str(df["status"].iloc[-1]) if "status" in df and len(df) else "ok"
-    return cell["run_id"], status
+    return cell["run_id"], status, time.perf_counter() - start
 
 
 # ---------------------------------------------------------------------------- the runner
@@ -552,19 +557,27 @@ class StudyResult:
         return any(v.verdict == "fail" for v in self.verdicts)
 
 
-def _warm_up(study: Study):
+def _warm_up(studies: list[Study]):
     """Compile or load the kernels once in the parent, so forked workers inherit them (a user's
     operator gets its own kernels: compile them here too, not once per worker)."""
     import minmaxlab as mml
+    from minmaxlab.config import build_problem
 
     p = mml.problem("forsaken", workers=2)
     mml.run(p, mml.topology("ring", 2), mml.DPOSG(eta=0.01), iterations=2)
-    if study.user_problem:
-        from minmaxlab.config import build_problem
+    tables = {_key(problem_section(x)): problem_section(x)
+              for study in studies if study.user_problem for x in study.grid["problems"]}
+    for key in sorted(tables):
+        q = build_problem({**tables[key], "workers": 2})
+        mml.run(q, mml.topology("ring", 2), mml.DPOSG(eta=0.01 / q.L), iterations=2)
 
-        for x in study.grid["problems"]:
-            q = build_problem({**problem_section(x), "workers": 2})
-            mml.run(q, mml.topology("ring", 2), mml.DPOSG(eta=0.01 / q.L), iterations=2)
+
+def expected_cost(cell: dict) -> float:
+    """A rough size of a run, to start the longest first when runs share workers (it orders the
+    work and changes no result): iterations x workers, times 1000 for a GAN, whose operator is
+    two neural networks on a mini-batch."""
+    scale = 1000.0 if cell["experiment"] == "gan" else 1.0
+    return scale * cell["iterations"] * (cell["workers"] or 1)
 
 
 def results_folder(study: Study, out: str | Path | None) -> Path:
@@ -598,11 +611,20 @@ def user_requirements(study: Study) -> str:
     return "; ".join(dict.fromkeys(why))
 
 
-def run_study(study: Study, out=None, jobs: int | None = None, progress: bool = True,
-              analyse: bool = True) -> StudyResult:
-    """Run every unfinished cell of ``study`` (in ``jobs`` processes), then analyse the claims."""
+@dataclass
+class _Pending:
+    """A study whose folder is ready: the ids of all its runs, and those still to compute."""
+    study: Study
+    folder: Path
+    ids: list[str]
+    todo: list[dict]
+    skipped: int
+
+
+def _prepare(study: Study, out) -> _Pending | StudyResult:
+    """Make the study's results folder and find its unfinished runs (a StudyResult at once when
+    the study cannot run on the user's problem)."""
     start = time.perf_counter()
-    check_jobs(jobs)
     folder = writable_folder(results_folder(study, out), "results folder")
     why = user_requirements(study)
     if why:
@@ -619,44 +641,108 @@ def run_study(study: Study, out=None, jobs: int | None = None, progress: bool = 
     ids = [c["run_id"] for c in all_cells]
     redo = set(check_runs(runs_dir, ids))
     todo = [c for c in all_cells if c["run_id"] in redo]
-    skipped = len(all_cells) - len(todo)
     others = foreign_writers(runs_dir, [i for i in ids if i not in redo], provenance())
     if others:
-        warnings.warn(f"{folder}: reusing {skipped} finished run(s), some written by "
-                      f"{'; '.join(others)}", ResultWarning, stacklevel=2)
-    jobs = jobs if jobs is not None else os.cpu_count() or 1
+        warnings.warn(f"{folder}: reusing {len(ids) - len(todo)} finished run(s), some written "
+                      f"by {'; '.join(others)}", ResultWarning, stacklevel=3)
+    return _Pending(study, folder, ids, todo, len(ids) - len(todo))
+
+
+def _compute(pending: list[_Pending], jobs: int, progress: bool, on_done) -> None:
+    """Every unfinished run of the pending studies, longest first, in ``jobs`` processes;
+    ``on_done((run id, status, seconds))`` in this process as each finishes."""
+    work = [(c, str(p.folder / "runs")) for p in pending for c in p.todo]
+    work.sort(key=lambda w: -expected_cost(w[0]))  # stable: equal costs keep the file's order
     bar = None
-    if progress and todo:
+    if progress and work:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(todo), desc=study.name, unit="run", leave=False)
+        names = {p.study.name for p in pending if p.todo}
+        bar = tqdm(total=len(work), desc=names.pop() if len(names) == 1 else "runs", unit="run",
+                   leave=False)
 
-    def tick(_result=None):
+    def done(result):
+        on_done(result)
         if bar:
             bar.update()
 
     try:
-        if jobs > 1 and len(todo) > 1:
-            _warm_up(study)
-            run_all(functools.partial(_run_and_save, runs_dir=str(runs_dir)), todo,
-                    min(jobs, len(todo)), tick)
+        if jobs > 1 and len(work) > 1:
+            _warm_up([p.study for p in pending if p.todo])
+            run_all(_run_and_save_item, work, min(jobs, len(work)), done)
         else:
-            for c in todo:
-                tick(_run_and_save(c, str(runs_dir)))
+            for item in work:
+                done(_run_and_save_item(item))
     except KeyboardInterrupt:  # finished runs are on disk; in-flight ones leave no trace
+        for p in pending:
+            remove_stale_temporaries(p.folder / "runs")
+        raise
+    finally:
         if bar:
             bar.close()
-        remove_stale_temporaries(runs_dir)
-        raise
-    if bar:
-        bar.close()
-    table = load_table(folder, ids)
-    atomic_write(folder / "table.csv", lambda tmp: table.to_csv(tmp, index=False))
-    res = StudyResult(study, folder, table, [], {}, len(todo), skipped, 0.0)
-    res.failed_runs = failures(runs_dir, ids)
+
+
+def _conclude(p: _Pending, analyse: bool, seconds: float) -> StudyResult:
+    start = time.perf_counter()
+    table = load_table(p.folder, p.ids)
+    atomic_write(p.folder / "table.csv", lambda tmp: table.to_csv(tmp, index=False))
+    res = StudyResult(p.study, p.folder, table, [], {}, len(p.todo), p.skipped, 0.0)
+    res.failed_runs = failures(p.folder / "runs", p.ids)
     if analyse:
-        res.verdicts, res.points, res.control_verdicts = analyse_study(study, table, folder,
+        res.verdicts, res.points, res.control_verdicts = analyse_study(p.study, table, p.folder,
                                                                        res.failed_runs)
+    res.elapsed = seconds + time.perf_counter() - start
+    return res
+
+
+def run_studies(studies: list[Study], out=None, jobs: int | None = None, progress: bool = True,
+                analyse: bool = True, on_result=None) -> list[StudyResult]:
+    """Run the unfinished cells of all ``studies`` in one pool of ``jobs`` processes, longest
+    first, so that a long run of one study overlaps the short runs of the others. Each study is
+    analysed as soon as its last run is in, and handed to ``on_result(result)`` then (while the
+    pool goes on with the others). Returns the results in the order of ``studies``; a result's
+    ``elapsed`` is the seconds its own runs took plus its analysis."""
+    check_jobs(jobs)
+    jobs = jobs if jobs is not None else os.cpu_count() or 1
+    prepared = [_prepare(s, out) for s in studies]
+    results: dict[int, StudyResult] = {}
+    left, seconds, owner = {}, {}, {}
+    for k, p in enumerate(prepared):
+        if isinstance(p, _Pending) and p.todo:
+            left[k], seconds[k] = len(p.todo), 0.0
+            owner.update({c["run_id"]: k for c in p.todo})
+
+    def finish(k):
+        p = prepared[k]
+        results[k] = _conclude(p, analyse, seconds.get(k, 0.0)) if isinstance(p, _Pending) else p
+        if on_result is not None:
+            from tqdm import tqdm
+
+            with tqdm.external_write_mode():  # lift a progress bar while it prints
+                on_result(results[k])
+
+    for k in range(len(prepared)):
+        if k not in left:  # nothing to compute: not applicable, or every run reused
+            finish(k)
+
+    def on_done(result):
+        run, _status, took = result
+        k = owner[run]
+        seconds[k] += took
+        left[k] -= 1
+        if left[k] == 0:
+            finish(k)
+
+    _compute([p for k, p in enumerate(prepared) if k in left], jobs, progress, on_done)
+    return [results[k] for k in range(len(prepared))]
+
+
+def run_study(study: Study, out=None, jobs: int | None = None, progress: bool = True,
+              analyse: bool = True) -> StudyResult:
+    """Run every unfinished cell of ``study`` (in ``jobs`` processes), then analyse the claims;
+    ``elapsed`` is the wall-clock time of the whole."""
+    start = time.perf_counter()
+    res = run_studies([study], out, jobs, progress, analyse)[0]
     res.elapsed = time.perf_counter() - start
     return res
 

