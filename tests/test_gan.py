@@ -38,6 +38,38 @@ def test_gradients_other_depths_and_digits(layers):
     assert _fd_check(p, z, 0) < 1e-6
 
 
+@pytest.mark.parametrize("pack", [2, 3])
+def test_packed_discriminator_gradients_and_loss(pack):
+    """PacGAN: the discriminator judges packs of samples; gradients still match the losses', and
+    L_D is the cross-entropy over packs of consecutive rows (a wrong reshape breaks both)."""
+    p = GAN(workers=2, hidden=5, layers=2, latent=3, samples=41, heldout=17, seed=2, pack=pack,
+            batch=6)
+    z = p.initial_point(1) + 0.1 * np.random.default_rng(3).standard_normal(p.dim)
+    assert _fd_check(p, z, 1) < 1e-6
+    from minmaxlab.engine.mlp import generate
+
+    n = p.shards[1].shape[0] - p.shards[1].shape[0] % pack
+    real = p.shards[1][:n]
+    xf = generate(z[: p.n_gen], p._P, np.ascontiguousarray(p._S[: 17 - 17 % pack]))
+    lr, lf = p.discriminate(z, real), p.discriminate(z, xf)
+    assert lr.shape == (n // pack,)
+    h, o = real[:pack].reshape(1, -1), 0  # one pack: the concatenation of its rows
+    for k, (n_in, n_out) in enumerate([(2 * pack, 5), (5, 5), (5, 1)]):
+        W = z[p.n_gen + o:p.n_gen + o + n_out * n_in].reshape(n_out, n_in)
+        b = z[p.n_gen + o + n_out * n_in:p.n_gen + o + n_out * n_in + n_out]
+        h = h @ W.T + b
+        h = np.maximum(h, 0) if k < 2 else h
+        o += n_out * n_in + n_out
+    assert h[0, 0] == pytest.approx(lr[0], rel=1e-12)
+    LG, LD = p.losses(z, 1)
+    assert LD == pytest.approx(np.mean(np.log1p(np.exp(-lr))) + np.mean(np.log1p(np.exp(lf))),
+                               rel=1e-12)
+    with pytest.raises(ProblemError, match="multiple of pack"):
+        GAN(workers=1, pack=3, batch=64)
+    with pytest.raises(ProblemError, match="pack"):
+        p.discriminate(z, real[: pack + 1])
+
+
 def test_discriminator_loss_formula():
     p = GAN(workers=1, hidden=3, layers=1, latent=2, samples=20, heldout=8)
     z = p.initial_point(0)

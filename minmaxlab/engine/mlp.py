@@ -22,7 +22,9 @@ LOSS_MINIMAX = 0
 LOSS_NONSATURATING = 1
 
 # P layout: [loss, slope, nG, sizes_G (nG + 1), actG_hidden, actG_out,
-#            nD, sizes_D (nD + 1), actD_hidden, M, counts (M)]
+#            nD, sizes_D (nD + 1), actD_hidden, pack, M, counts (M)]
+# pack: the discriminator judges ``pack`` samples at once, concatenated (PacGAN): its input size
+# sizes_D[0] is pack x the data dimension, and a batch of m samples is m / pack of its inputs.
 
 
 @njit(cache=True)
@@ -42,8 +44,9 @@ def _parse(P):
         sD[k] = int(P[o + 3 + k])
     o2 = o + 3 + nD + 1
     aDh = int(P[o2])
-    M = int(P[o2 + 1])
-    return loss, slope, sG, aGh, aGo, sD, aDh, M, o2 + 2
+    pack = int(P[o2 + 1])
+    M = int(P[o2 + 2])
+    return loss, slope, sG, aGh, aGo, sD, aDh, pack, M, o2 + 3
 
 
 @njit(cache=True)
@@ -196,7 +199,7 @@ def _sample_batch(A, w, n_w, m, dx, dz, state, i, latent):
 def _gan_point(z, out, P, A, S, w, state, batch):
     """F of worker w at z into out (and the two losses): batch > 0 samples a mini-batch from the
     worker's stream; batch == 0 uses all of the worker's data and the fixed latent set S."""
-    loss, slope, sG, aGh, aGo, sD, aDh, M, oc = _parse(P)
+    loss, slope, sG, aGh, aGo, sD, aDh, pack, M, oc = _parse(P)
     dz = sG[0]
     dx = sG[sG.shape[0] - 1]
     nu = n_params(sG)
@@ -205,9 +208,9 @@ def _gan_point(z, out, P, A, S, w, state, batch):
     if batch > 0:
         latent = np.empty((batch, dz))
         Xr = _sample_batch(A, kw, n_w, batch, dx, dz, state, w, latent)
-    else:
-        Xr = np.ascontiguousarray(A[kw, :n_w, :])
-        latent = np.ascontiguousarray(S)
+    else:  # whole packs only
+        Xr = np.ascontiguousarray(A[kw, :n_w - n_w % pack, :])
+        latent = np.ascontiguousarray(S[:S.shape[0] - S.shape[0] % pack])
     u = np.ascontiguousarray(z[:nu])
     v = np.ascontiguousarray(z[nu:])
     for c in range(out.shape[0]):
@@ -218,8 +221,11 @@ def _gan_point(z, out, P, A, S, w, state, batch):
     # generator forward, discriminator on real and fake
     pg, qg = _forward(u, zero, sG, aGh, aGo, slope, latent)
     Xf = qg[len(qg) - 1]
-    pr, qr = _forward(v, zero, sD, aDh, linear, slope, Xr)
-    pf, qf = _forward(v, zero, sD, aDh, linear, slope, Xf)
+    # packs of samples as rows of the discriminator's input (a view: the rows are contiguous)
+    Pr = Xr.reshape(Xr.shape[0] // pack, pack * dx)
+    Pf = Xf.reshape(Xf.shape[0] // pack, pack * dx)
+    pr, qr = _forward(v, zero, sD, aDh, linear, slope, Pr)
+    pf, qf = _forward(v, zero, sD, aDh, linear, slope, Pf)
     lr = qr[len(qr) - 1]
     lf = qf[len(qf) - 1]
     mr = lr.shape[0]
@@ -249,7 +255,8 @@ def _gan_point(z, out, P, A, S, w, state, batch):
             dg[r, 0] = (s - 1.0) / mf
             LG += softplus(-lf[r, 0]) / mf
     dummy = np.zeros(1)
-    dXf = _backward(v, zero, sD, aDh, linear, slope, pf, qf, dg, dummy, zero, keep)
+    dPf = _backward(v, zero, sD, aDh, linear, slope, pf, qf, dg, dummy, zero, keep)
+    dXf = np.ascontiguousarray(dPf).reshape(Xf.shape[0], dx)
     gu = np.zeros(nu)
     _backward(u, zero, sG, aGh, aGo, slope, pg, qg, dXf, gu, zero, accumulate)
     for c in range(nu):
@@ -274,13 +281,15 @@ def gan_losses(z, P, A, S, worker):
 @njit(cache=True)
 def generate(u, P, latent):
     """Generator samples for latent vectors (rows)."""
-    loss, slope, sG, aGh, aGo, sD, aDh, M, oc = _parse(P)
+    loss, slope, sG, aGh, aGo, sD, aDh, pack, M, oc = _parse(P)
     pg, qg = _forward(np.ascontiguousarray(u), np.int64(0), sG, aGh, aGo, slope, latent)
     return qg[len(qg) - 1]
 
 
 @njit(cache=True)
 def discriminate(v, P, X):
-    loss, slope, sG, aGh, aGo, sD, aDh, M, oc = _parse(P)
-    pr, qr = _forward(np.ascontiguousarray(v), np.int64(0), sD, aDh, np.int64(ACT_LINEAR), slope, X)
+    """The discriminator's logit of each pack of consecutive rows of X (of each row if pack 1)."""
+    loss, slope, sG, aGh, aGo, sD, aDh, pack, M, oc = _parse(P)
+    Xp = np.ascontiguousarray(X).reshape(X.shape[0] // pack, pack * X.shape[1])
+    pr, qr = _forward(np.ascontiguousarray(v), np.int64(0), sD, aDh, np.int64(ACT_LINEAR), slope, Xp)
     return qr[len(qr) - 1]

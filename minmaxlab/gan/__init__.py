@@ -43,9 +43,12 @@ class GAN(ShardedProblem):
     """GAN on a data set split across workers (``dataset`` in 8gaussians, 25gaussians, swissroll,
     digits; ``split`` iid or noniid). MLPs with ``layers`` hidden layers of ``hidden`` units,
     activation ``act``; generator output ``g_out`` (linear, tanh or sigmoid); latent dimension
-    ``latent``. No known solution, no certified L (``L = inf``), MVI status unknown.
+    ``latent``. ``pack`` > 1 makes the discriminator judge that many samples at once,
+    concatenated (PacGAN: a generator that drops modes yields packs that look unlike packs of real
+    data, which penalizes mode collapse); ``batch`` must then be a multiple of it. No known
+    solution, no certified L (``L = inf``), MVI status unknown.
     References: Goodfellow et al., NeurIPS 2014 (losses); Metz et al., ICLR 2017 (8 Gaussians);
-    Lin et al., PacGAN, NeurIPS 2018 (25 Gaussians, metrics); Liu et al., NeurIPS 2020 (DPOSG and
+    Lin et al., PacGAN, NeurIPS 2018 (packing; 25 Gaussians, metrics); Liu et al., NeurIPS 2020 (DPOSG and
     DPOAdam on GANs).
     """
 
@@ -58,7 +61,7 @@ class GAN(ShardedProblem):
 
     def __init__(self, workers=1, dataset="8gaussians", split="iid", samples=4096, hidden=64,
                  layers=2, latent=4, act="relu", g_out=None, loss="nonsaturating", slope=0.2,
-                 batch=64, heldout=512, classes_per_worker=None, seed=0, name="gan"):
+                 batch=64, heldout=512, classes_per_worker=None, seed=0, pack=1, name="gan"):
         workers = self._check_workers(name, workers)
         if dataset not in DATASETS:
             raise ProblemError(f"{name}: unknown dataset {dataset!r}; datasets: {sorted(DATASETS)}")
@@ -73,6 +76,10 @@ class GAN(ShardedProblem):
         batch = self._check_positive(name, "batch", batch, integer=True)
         samples = self._check_positive(name, "samples", samples, integer=True)
         heldout = self._check_positive(name, "heldout", heldout, integer=True)
+        pack = self._check_positive(name, "pack", pack, integer=True)
+        if batch % pack:
+            raise ProblemError(f"{name}: batch must be a multiple of pack, got batch = {batch} "
+                               f"and pack = {pack}")
         g_out = g_out or ("sigmoid" if dataset == "digits" else "linear")
         rng = np.random.default_rng([int(seed), 505])
         X, y = load(dataset, samples + heldout, rng)
@@ -88,9 +95,9 @@ class GAN(ShardedProblem):
         for i, s in enumerate(shards):
             A[i, :len(s)] = s
         sG = [latent] + [hidden] * layers + [dx]
-        sD = [dx] + [hidden] * layers + [1]
+        sD = [pack * dx] + [hidden] * layers + [1]
         P = [LOSSES[loss], slope, len(sG) - 1, *sG, ACTIVATIONS[act], ACTIVATIONS[g_out],
-             len(sD) - 1, *sD, ACTIVATIONS[act], workers, *[len(s) for s in shards]]
+             len(sD) - 1, *sD, ACTIVATIONS[act], pack, workers, *[len(s) for s in shards]]
         self.n_gen = int(mlp.n_params(np.array(sG)))
         self.n_disc = int(mlp.n_params(np.array(sD)))
         lat = np.random.default_rng([int(seed), 606]).standard_normal((heldout, latent))
@@ -103,7 +110,7 @@ class GAN(ShardedProblem):
             params=dict(dataset=dataset, split=split, samples=samples, hidden=hidden,
                         layers=layers, latent=latent, act=act, g_out=g_out, loss=loss,
                         slope=slope, batch=batch, heldout=heldout,
-                        classes_per_worker=classes_per_worker, seed=int(seed)),
+                        classes_per_worker=classes_per_worker, seed=int(seed), pack=pack),
         )
         self.noise = Noise("sampled", float("nan"), batch)
         self.dataset = dataset
@@ -138,7 +145,12 @@ class GAN(ShardedProblem):
         return mlp.generate(u, self._P, lat)
 
     def discriminate(self, z, X) -> np.ndarray:
+        """The discriminator's logit of each row of X (of each pack of ``pack`` rows)."""
         z = np.asarray(z, dtype=float)
+        X = np.asarray(X, dtype=float)
+        if X.ndim != 2 or X.shape[0] % self.params["pack"]:
+            raise ProblemError(f"{self.name}: discriminate takes rows of samples, a multiple of "
+                               f"pack = {self.params['pack']} of them; got shape {X.shape}")
         return mlp.discriminate(z[self.n_gen:], self._P, np.ascontiguousarray(X, dtype=float))[:, 0]
 
 
