@@ -87,6 +87,7 @@ def test_certified_constants(family, h):
         assert prob.mvi == "fails" and c["r_sampled"] < 0
 
 
+@pytest.mark.slow  # 1000 sampled pairs on every instance; the fast loop has test_certified_constants
 def test_every_instance_certified(all_instances):
     for name, prob in all_instances.items():
         c = certify(prob, pairs=1000, points=40, seed=2)
