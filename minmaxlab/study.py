@@ -618,7 +618,10 @@ class _Pending:
     folder: Path
     ids: list[str]
     todo: list[dict]
-    skipped: int
+
+    @property
+    def skipped(self) -> int:
+        return len(self.ids) - len(self.todo)
 
 
 def _prepare(study: Study, out) -> _Pending | StudyResult:
@@ -645,21 +648,20 @@ def _prepare(study: Study, out) -> _Pending | StudyResult:
     if others:
         warnings.warn(f"{folder}: reusing {len(ids) - len(todo)} finished run(s), some written "
                       f"by {'; '.join(others)}", ResultWarning, stacklevel=3)
-    return _Pending(study, folder, ids, todo, len(ids) - len(todo))
+    return _Pending(study, folder, ids, todo)
 
 
 def _compute(pending: list[_Pending], jobs: int, progress: bool, on_done) -> None:
-    """Every unfinished run of the pending studies, longest first, in ``jobs`` processes;
-    ``on_done((run id, status, seconds))`` in this process as each finishes."""
+    """Every unfinished run of the pending studies (each with runs to do), longest first, in
+    ``jobs`` processes; ``on_done((run id, status, seconds))`` in this process as each ends."""
     work = [(c, str(p.folder / "runs")) for p in pending for c in p.todo]
     work.sort(key=lambda w: -expected_cost(w[0]))  # stable: equal costs keep the file's order
     bar = None
     if progress and work:
         from tqdm import tqdm
 
-        names = {p.study.name for p in pending if p.todo}
-        bar = tqdm(total=len(work), desc=names.pop() if len(names) == 1 else "runs", unit="run",
-                   leave=False)
+        desc = pending[0].study.name if len(pending) == 1 else "runs"
+        bar = tqdm(total=len(work), desc=desc, unit="run", leave=False)
 
     def done(result):
         on_done(result)
@@ -668,7 +670,7 @@ def _compute(pending: list[_Pending], jobs: int, progress: bool, on_done) -> Non
 
     try:
         if jobs > 1 and len(work) > 1:
-            _warm_up([p.study for p in pending if p.todo])
+            _warm_up([p.study for p in pending])
             run_all(_run_and_save_item, work, min(jobs, len(work)), done)
         else:
             for item in work:
