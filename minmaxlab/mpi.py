@@ -78,6 +78,7 @@ import numpy as np
 
 from minmaxlab.algorithms import Algorithm
 from minmaxlab.engine import driver, gossip, metrics, plans
+from minmaxlab.engine.streams import no_state
 from minmaxlab.errors import MinmaxlabError
 from minmaxlab.problems.base import Problem
 from minmaxlab.runsetup import check_run_options, kernels_for, make_trace, prepare, worker_streams
@@ -363,7 +364,7 @@ class _Rank:
                      (setup.proj_kind, setup.proj_a, setup.proj_b, problem.dim_u), np.empty(d))
         self.dim_u = problem.dim_u
         self.mean_args = (fid, setup.kernel_data[1], problem._A_mean, problem._S_mean, setup.mean_loop,
-                          np.zeros(1, dtype=np.uint64))
+                          no_state())
         # the per-iteration reduction (every_iteration): [divergence flag, sum F(z_i), sum z_i,
         # sum ||F(z_i)||^2 and d - 1 zeros] (the partial sums of stationarity_partial)
         self.small = np.zeros(1 + 3 * d)

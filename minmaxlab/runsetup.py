@@ -7,14 +7,13 @@ chooses the recorded iterations and the default start, builds every array the ke
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from minmaxlab.algorithms import OSG, Algorithm
 from minmaxlab.constraints import encode_pair
-from minmaxlab.engine import chain, driver, metrics, oracle
+from minmaxlab.engine import chain, driver, metrics, oracle, streams
 from minmaxlab.errors import AlgorithmError, MinmaxlabError
 from minmaxlab.meta import provenance
 from minmaxlab.problems.base import Problem
@@ -27,15 +26,11 @@ DEFAULT_RECORDS = 60
 
 
 def worker_streams(seed: int, workers: int, offset: int = 0) -> np.ndarray:
-    """Initial SplitMix64 states, one per worker, from a hash of (seed, worker index).
-
-    Independent of how workers are grouped into processes: worker i's stream depends on (seed, i)
-    only."""
-    out = np.empty(workers, dtype=np.uint64)
-    for i in range(workers):
-        h = hashlib.blake2b(f"minmaxlab:{int(seed)}:{offset + i}".encode(), digest_size=8)
-        out[i] = np.frombuffer(h.digest(), dtype=np.uint64)[0]
-    return out
+    """The random streams of workers offset .. offset + workers - 1: Philox4x32-10 keyed by the
+    seed, with the worker's global index in the counter (see :mod:`minmaxlab.engine.streams`), so
+    worker i's draws depend on (seed, i) only, whichever process holds it, and no two workers'
+    streams overlap."""
+    return streams.seed_states(seed, workers, offset)
 
 
 def record_points(iterations: int, record=None) -> np.ndarray:

@@ -230,35 +230,6 @@ def test_determinism_and_seeds():
     assert np.array_equal(e.final_x, f.final_x)
 
 
-def test_worker_streams_depend_on_seed_and_worker_only():
-    from minmaxlab.simulate import worker_streams
-
-    a = worker_streams(5, 8)
-    b = worker_streams(5, 4, offset=4)  # workers 4..7 held by another process
-    assert np.array_equal(a[4:], b)
-    assert len(set(a.tolist())) == 8
-
-
-def _splitmix_uniforms(state, n):
-    mask = (1 << 64) - 1
-    out = []
-    s = int(state)
-    for _ in range(n):
-        s = (s + 0x9E3779B97F4A7C15) & mask
-        z = s
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
-        z ^= z >> 31
-        out.append((z >> 11) / 2.0**53)
-    return out
-
-
-def test_random_stream_is_splitmix64():
-    st_ = np.array([123456789], dtype=np.uint64)
-    got = [streams.uniform(st_, 0) for _ in range(5)]
-    assert got == _splitmix_uniforms(123456789, 5)
-
-
 @pytest.mark.parametrize("kind", ["gaussian", "finite_sum"])
 def test_oracle_noise_is_unbiased_with_variance_sigma2_over_m(kind):
     prob = mml.problem("minty_bowl", workers=2, dim=6).with_noise(sigma=0.8, batch=4, kind=kind,
@@ -267,7 +238,7 @@ def test_oracle_noise_is_unbiased_with_variance_sigma2_over_m(kind):
     z = np.full(6, 0.3)
     F1 = prob.F_i(1, z)
     fid, P, A, S = prob.kernel_data
-    state = np.array([1, 99], dtype=np.uint64)
+    state = streams.seed_states(99, 2)
     n = 40000
     out = np.empty((n, 6))
     nk = {"gaussian": oracle.NOISE_GAUSSIAN, "finite_sum": oracle.NOISE_FINITE_SUM}[kind]
@@ -477,10 +448,10 @@ def test_numba_cache_dir_is_honoured(tmp_path):
     import subprocess
     import sys
 
-    code = "import numpy as np, minmaxlab.engine.streams as s; s.mix64(np.uint64(7))"
+    code = "import minmaxlab.engine.streams as s; s.uniform(s.no_state(), 0)"
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
-    assert list(tmp_path.rglob("*mix64*.nbi")), sorted(tmp_path.rglob("*"))
+    assert list(tmp_path.rglob("*uniform*.nbi")), sorted(tmp_path.rglob("*"))
 
 
 _CALLEE = "from numba import njit\n\n@njit(cache=True)\ndef f():\n    return {}\n"

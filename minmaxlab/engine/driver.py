@@ -30,6 +30,7 @@ from minmaxlab.engine.plans import (
     costs,
 )
 from minmaxlab.engine.projections import project_rows
+from minmaxlab.engine.streams import STATE_WORDS
 from minmaxlab.engine.updates import (
     adam_step,
     copy_rows,
@@ -85,7 +86,7 @@ def simulate(alg, rounds, operator, noise, graph, steps, constraints, workers, r
     acc = np.empty(d)
     work = np.empty(d)
     gmy = np.empty(d)
-    nostate = np.zeros(1, dtype=np.uint64)
+    nostate = np.zeros((1, STATE_WORDS), dtype=np.uint64)
     stats = np.zeros(NSTATS)
     stats[2] = np.inf
     stats[3] = np.inf

@@ -11,7 +11,7 @@ The architecture travels in the problem's parameter vector P (see ``encode``), t
 import numpy as np
 from numba import njit
 
-from minmaxlab.engine.streams import normal, uniform
+from minmaxlab.engine.streams import STATE_WORDS, normal, uniform
 
 ACT_LINEAR = 0
 ACT_RELU = 1
@@ -275,7 +275,8 @@ def gan_rows(Z, O, P, A, S, worker, state, batch):
 @njit(cache=True)
 def gan_losses(z, P, A, S, worker):
     out = np.empty(z.shape[0])
-    return _gan_point(z, out, P, A, S, worker, np.zeros(1, dtype=np.uint64), np.int64(0))
+    return _gan_point(z, out, P, A, S, worker, np.zeros((1, STATE_WORDS), dtype=np.uint64),
+                      np.int64(0))
 
 
 @njit(cache=True)

@@ -29,6 +29,7 @@ import numpy as np
 from numba import njit
 
 from minmaxlab.engine import registry
+from minmaxlab.engine.streams import no_state
 from minmaxlab.errors import ProblemError
 
 MVI_STATUSES = ("holds", "equality", "fails", "unknown")
@@ -308,7 +309,7 @@ class Problem:
         """The family's kernel at the rows of Z with worker i's data (A, S), exact."""
         out = np.zeros(Z.shape)
         # int64 arguments, as the engine passes them: the engine's compiled kernel serves both
-        registry.kernel(self._fid)(Z, out, self._P, A, S, np.int64(i), np.zeros(1, dtype=np.uint64),
+        registry.kernel(self._fid)(Z, out, self._P, A, S, np.int64(i), no_state(),
                                    np.int64(0))
         return out
 
