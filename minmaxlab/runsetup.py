@@ -122,8 +122,7 @@ def topology_arrays(topology, workers):
         indices[k, : ix.shape[0]] = ix
         weights[k, : w.shape[0]] = w
     avg_degree = float(np.mean([(m[1].shape[0] - workers) / workers for m in mats]))
-    rho = float(seq[0].rho) if T == 1 else None
-    return indptr, indices, weights, avg_degree, rho
+    return indptr, indices, weights, avg_degree, seq[0] if T == 1 else None
 
 
 BACKENDS = ("simulator", "mpi")
@@ -200,11 +199,14 @@ def prepare(problem: Problem, topology, algorithm: Algorithm, iterations, z0, re
     M, d = problem.workers, problem.dim
     if isinstance(algorithm, OSG) and M != 1:
         raise AlgorithmError(f"osg runs one worker but the problem has {M}; use CPOSG for M workers")
-    indptr, indices, weights, avg_degree, rho = topology_arrays(topology, M)
-    if rho is None and getattr(algorithm, "schedule", None) == "eps":
-        raise AlgorithmError("schedule 'eps' needs a fixed topology (it uses the rho of one W); "
-                             "give the rounds of a time-varying sequence explicitly")
-    rounds = algorithm.rounds_schedule(iterations, 0.0 if rho is None else rho)
+    indptr, indices, weights, avg_degree, fixed = topology_arrays(topology, M)
+    rho = 0.0  # computed only for the schedule that reads it: a million-node rho is not free
+    if getattr(algorithm, "schedule", None) == "eps":
+        if fixed is None:
+            raise AlgorithmError("schedule 'eps' needs a fixed topology (it uses the rho of one "
+                                 "W); give the rounds of a time-varying sequence explicitly")
+        rho = float(fixed.rho)
+    rounds = algorithm.rounds_schedule(iterations, rho)
 
     if z0 is None:
         z0 = default_start(problem)

@@ -9,6 +9,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from minmaxlab import spectrum
 from minmaxlab.errors import TopologyError
 from minmaxlab.topology import (
     BUILDERS,
@@ -136,7 +137,7 @@ def test_random_connected_graphs_satisfy_a4(G, rule, seed):
     for power in range(1, 6):
         assert abs(t.rho_of_power(power) - t.rho**power) < 1e-9
         assert t.rho_power(power) == t.rho**power
-    assert abs(t._compute_rho("sparse") - t.rho) < 1e-8
+    assert abs(t.compute_rho("sparse") - t.rho) < 1e-8
     Y = np.random.default_rng(seed).standard_normal((M, 3))
     for power in range(4):
         assert np.allclose(t.mix(Y, power), np.linalg.matrix_power(W, power) @ Y, atol=1e-12)
@@ -216,8 +217,8 @@ def test_torus_dense_and_sparse_rho_agree():
     t = topology("torus", 64)
     assert t.params == {"rows": 8, "cols": 8}
     exact = (3.0 + 2.0 * np.cos(2.0 * np.pi / 8)) / 5.0
-    assert abs(t._compute_rho("dense") - exact) < 1e-12
-    assert abs(t._compute_rho("sparse") - t._compute_rho("dense")) < 1e-8
+    assert abs(t.compute_rho("dense") - exact) < 1e-12
+    assert abs(t.compute_rho("sparse") - t.compute_rho("dense")) < 1e-8
 
 
 def test_large_torus_is_sparse():
@@ -240,14 +241,14 @@ def test_large_ring_sparse_rho_clustered_spectrum():
 def test_sparse_rho_from_the_negative_end():
     n = 20  # K_{n,n} with max-degree weights: eigenvalues 1, 1/(n+1), (1-n)/(n+1)
     t = Topology.from_graph(nx.complete_bipartite_graph(n, n), rule="maxdegree")
-    assert abs(t._compute_rho("sparse") - (n - 1.0) / (n + 1.0)) < 1e-10
+    assert abs(t.compute_rho("sparse") - (n - 1.0) / (n + 1.0)) < 1e-10
     assert abs(t.rho - (n - 1.0) / (n + 1.0)) < 1e-12
 
 
 def test_sparse_rho_non_symmetric():
     W0 = one_peer_exponential(64)[0]  # (I + shift)/2: ||W - J||_2 = cos(pi / M)
-    assert abs(W0._compute_rho("dense") - np.cos(np.pi / 64)) < 1e-12
-    assert abs(W0._compute_rho("sparse") - np.cos(np.pi / 64)) < 1e-8
+    assert abs(W0.compute_rho("dense") - np.cos(np.pi / 64)) < 1e-12
+    assert abs(W0.compute_rho("sparse") - np.cos(np.pi / 64)) < 1e-8
 
 
 # --------------------------------------------------------------------------- time-varying
@@ -456,3 +457,102 @@ def test_a4_violating_rule_only_on_request():
     assert t.a4 is False and np.allclose(W.sum(axis=1), 1.0)
     assert not np.allclose(W.sum(axis=0), 1.0)  # not doubly stochastic: gossip moves the average
     assert topology("ring", 6).a4 is True
+
+
+# --------------------------------------------------------------------------- closed-form rho
+
+
+def _formula(name, M, **p):
+    """rho of the Metropolis W from the textbook spectra (not from the code's stencil)."""
+    if name == "ring":
+        k = np.arange(1, M)
+        return np.abs(1 / 3 + 2 / 3 * np.cos(2 * np.pi * k / M)).max()
+    if name == "torus":
+        r, c = p["rows"], p["cols"]
+        k, m = np.meshgrid(np.arange(r), np.arange(c), indexing="ij")
+        lam = 1 / 5 + 2 / 5 * (np.cos(2 * np.pi * k / r) + np.cos(2 * np.pi * m / c))
+        return np.abs(lam.ravel()[1:]).max()
+    if name == "hypercube":
+        n = M.bit_length() - 1
+        return (n - 1) / (n + 1)
+    if name == "star":
+        return 1 - 1 / M
+    if name == "complete":
+        return 0.0
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize("name,M,params", [
+    ("ring", 9, {}), ("ring", 64, {}), ("torus", 36, {"rows": 6, "cols": 6}),
+    ("torus", 60, {"rows": 5, "cols": 12}), ("hypercube", 64, {}), ("star", 17, {}),
+    ("complete", 12, {}),
+])
+def test_closed_form_rho_equals_the_textbook_spectrum_and_the_dense_solver(name, M, params):
+    t = topology(name, M, **params)
+    closed = t.compute_rho("closed_form")
+    assert closed == pytest.approx(_formula(name, M, **params), abs=1e-13)
+    assert closed == pytest.approx(t.compute_rho("dense"), abs=1e-12)
+
+
+@pytest.mark.parametrize("name", ["ring", "torus", "hypercube", "star", "complete",
+                                  "exponential"])
+@pytest.mark.parametrize("rule,params", [("metropolis", {}), ("maxdegree", {}),
+                                         ("lazy", {"alpha": 0.3}),
+                                         ("lazy", {"base": "maxdegree"})])
+def test_closed_form_rho_matches_dense_for_every_rule_and_size(name, rule, params):
+    for M in (1, 2, 3, 4, 8, 16, 32, 48):
+        if name == "hypercube" and M & (M - 1):
+            continue
+        t = topology(name, M, rule=rule, **params)
+        closed = spectrum.structured_rho(t.structure, *t.neighbors)
+        if name == "star" and M < 3:
+            assert closed is None  # a star of 1 or 2 nodes: the solver's case
+            continue
+        assert closed is not None, (name, M, rule)
+        assert closed == pytest.approx(t.compute_rho("dense"), abs=1e-12), (name, M, rule)
+
+
+def test_closed_form_refuses_a_w_without_the_declared_structure():
+    """Control: the same structure declared over a W whose symmetry is broken must fall back to a
+    solver; a closed form that ignored the weights would report the unbroken ring's rho."""
+    ring = topology("ring", 12)
+    ip, ix, w = (a.copy() for a in ring.neighbors)
+    # move weight 0.1 from the edge (0, 1) to the two self weights: still doubly stochastic
+    for i, j in ((0, 1), (1, 0)):
+        k = ip[i] + int(np.flatnonzero(ix[ip[i]: ip[i + 1]] == j)[0])
+        w[k] -= 0.1
+        w[ip[i] + int(np.flatnonzero(ix[ip[i]: ip[i + 1]] == i)[0])] += 0.1
+    broken = Topology("ring", 12, ip, ix, w, structure=ring.structure)
+    assert spectrum.structured_rho(broken.structure, *broken.neighbors) is None
+    assert broken.rho == pytest.approx(broken.compute_rho("dense"), abs=1e-12)
+    assert abs(broken.rho - ring.rho) > 1e-3
+    with pytest.raises(TopologyError, match="no closed form"):
+        broken.compute_rho("closed_form")
+    star = topology("star", 10)
+    ip, ix, w = (a.copy() for a in star.neighbors)
+    w[ip[0] + 1] += 0.01  # one edge heavier in the centre's row only
+    assert spectrum.star_rho(ip, ix, w) is None
+
+
+def test_large_regular_topologies_are_built_without_networkx(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("networkx graph built")
+
+    monkeypatch.setattr(nx.Graph, "add_edges_from", refuse)
+    for name, M in (("ring", 2**18), ("torus", 2**20), ("hypercube", 2**16), ("star", 2**12),
+                    ("exponential", 2**12)):
+        t = topology(name, M)
+        assert t.nnz == 2 * t.edges + M
+        assert 0 < t.rho < 1
+    M = 2**18  # a ring of 262,144: rho = 1/3 + 2/3 cos(2 pi / M), no eigensolver
+    assert topology("ring", M).rho == pytest.approx(1 / 3 + 2 / 3 * np.cos(2 * np.pi / M),
+                                                    abs=1e-15)
+    with pytest.raises(AssertionError, match="networkx"):
+        assert topology("ring", 8).graph is None  # asked for: built then (and refused here)
+
+
+def test_walsh_hadamard_against_the_hadamard_matrix():
+    from scipy.linalg import hadamard
+
+    x = np.random.default_rng(0).standard_normal(16)
+    assert np.allclose(spectrum.walsh_hadamard(x), hadamard(16) @ x)

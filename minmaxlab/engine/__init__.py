@@ -2,7 +2,8 @@
 package's public API is ``minmaxlab``; these modules are its parts, each small and named after
 what it does.
 
-- ``streams``: every worker's random stream (SplitMix64), uniforms and ziggurat normals.
+- ``streams``: every worker's random stream (Philox4x32-10 keyed by seed and worker), uniforms
+  and ziggurat normals.
 - ``families``: the local operators F_i of the library's problem families and their dispatch;
   ``mlp`` (the GAN's networks) and ``datarows`` (the data-driven families) are families too.
 - ``oracle``: a stochastic oracle call of every worker (operator plus noise); the mean operator.
