@@ -81,7 +81,14 @@ from minmaxlab.engine import driver, gossip, metrics, plans
 from minmaxlab.engine.streams import no_state
 from minmaxlab.errors import MinmaxlabError
 from minmaxlab.problems.base import Problem
-from minmaxlab.runsetup import check_run_options, kernels_for, make_trace, prepare, worker_streams
+from minmaxlab.runsetup import (
+    adam_moments,
+    check_run_options,
+    kernels_for,
+    make_trace,
+    prepare,
+    worker_streams,
+)
 
 FAIL_ENV = "MINMAXLAB_MPI_FAIL_AT"
 
@@ -354,7 +361,7 @@ class _Rank:
                     or plans.OP_AVERAGE_G in plans.INIT_PLANS[self.alg])
         self.Gfull = np.zeros((M, d)) if averages else None  # every worker's gradient, to average
         self.G = self.Gfull[self.lo: self.lo + m] if averages else np.zeros((m, d))
-        Mom, Vel, Dprev = np.zeros((m, d)), np.zeros((m, d)), np.zeros((m, d))
+        Mom, Vel, Dprev = adam_moments(algorithm, m, d)
         fid, P, A, S = data
         # the arguments of engine.plans.local_ops after (ops, p, k)
         self.args = ((self.X, self.Z, self.G, Mom, Vel, Dprev,

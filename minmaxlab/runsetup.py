@@ -14,6 +14,7 @@ import numpy as np
 from minmaxlab.algorithms import OSG, Algorithm
 from minmaxlab.constraints import encode_pair
 from minmaxlab.engine import chain, driver, metrics, oracle, streams
+from minmaxlab.engine.plans import plan
 from minmaxlab.errors import AlgorithmError, MinmaxlabError
 from minmaxlab.meta import provenance
 from minmaxlab.problems.base import Problem
@@ -31,6 +32,13 @@ def worker_streams(seed: int, workers: int, offset: int = 0) -> np.ndarray:
     worker i's draws depend on (seed, i) only, whichever process holds it, and no two workers'
     streams overlap."""
     return streams.seed_states(seed, workers, offset)
+
+
+def adam_moments(algorithm: Algorithm, workers: int, dim: int):
+    """Optimistic Adam's first and second moments and last step, one row per worker; one row in
+    all for the algorithms whose plans never read them (3 x 8 x dim bytes per worker saved)."""
+    rows = workers if "adam_x" in plan(algorithm.alg_id) else 1
+    return np.zeros((rows, dim)), np.zeros((rows, dim)), np.zeros((rows, dim))
 
 
 def record_points(iterations: int, record=None) -> np.ndarray:
@@ -114,6 +122,9 @@ def topology_arrays(topology, workers):
             raise MinmaxlabError(f"the topology has {t.workers} workers but the problem has {workers}")
     nnz = max(m[1].shape[0] for m in mats)
     T = len(mats)
+    avg_degree = float(np.mean([(m[1].shape[0] - workers) / workers for m in mats]))
+    if T == 1:  # views of the topology's read-only arrays: no copy of a million rows
+        return (*(a[np.newaxis] for a in mats[0]), avg_degree, seq[0])
     indptr = np.zeros((T, workers + 1), dtype=np.int64)
     indices = np.zeros((T, nnz), dtype=np.int64)
     weights = np.zeros((T, nnz), dtype=np.float64)
@@ -121,8 +132,9 @@ def topology_arrays(topology, workers):
         indptr[k] = ip
         indices[k, : ix.shape[0]] = ix
         weights[k, : w.shape[0]] = w
-    avg_degree = float(np.mean([(m[1].shape[0] - workers) / workers for m in mats]))
-    return indptr, indices, weights, avg_degree, seq[0] if T == 1 else None
+    for a in (indptr, indices, weights):  # read-only like the views above: one kernel type
+        a.flags.writeable = False
+    return indptr, indices, weights, avg_degree, None
 
 
 BACKENDS = ("simulator", "mpi")

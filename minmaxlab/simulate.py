@@ -19,6 +19,7 @@ from minmaxlab.problems.base import Problem
 from minmaxlab.runsetup import (  # noqa: F401 (public names of a run, re-exported)
     BACKENDS,
     Trace,
+    adam_moments,
     check_run_options,
     default_start,
     kernels_for,
@@ -63,7 +64,8 @@ def run(problem: Problem, topology, algorithm: Algorithm, iterations: int, seed:
         M, d = s.M, s.d
         X = s.X
         Z = X.copy()
-        G, Mom, Vel, Dprev = (np.zeros((M, d)) for _ in range(4))
+        G = np.zeros((M, d))
+        Mom, Vel, Dprev = adam_moments(algorithm, M, d)
         state = worker_streams(seed, M)
         out = np.full((s.record.shape[0] + 1, metrics.NCOL), np.nan)
         traj = np.full((s.record.shape[0] + 1 if record_iterates else 0, d), np.nan)

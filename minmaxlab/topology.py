@@ -334,7 +334,6 @@ class Topology:
         for a in arrays:
             a.flags.writeable = False
         self._indptr, self._indices, self._weights = arrays
-        self._rows = np.repeat(np.arange(M, dtype=np.int64), np.diff(self._indptr))
         # a graph given beside W must be checked to hold W's support; edges W was built from, or
         # read from W itself, hold it by construction
         self._graph = None if graph is None else self._check_graph(graph)
@@ -343,8 +342,9 @@ class Topology:
             self._eu, self._ev = _edges_of(self._graph)
         else:
             if edges is None:
-                off = (self._rows != self._indices) & (self._weights != 0)
-                edges = (self._rows[off], self._indices[off])
+                rows = self._row_of_entries()
+                off = (rows != self._indices) & (self._weights != 0)
+                edges = (rows[off], self._indices[off])
             self._eu, self._ev = _unique_pairs(M, *edges)
         self._structure = None if structure is None else dict(structure)
         self._cache: dict = {}
@@ -377,6 +377,10 @@ class Topology:
     def neighbors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(indptr, indices, weights)``: row i mixes sum_k weights[k] * x[indices[k]]."""
         return self._indptr, self._indices, self._weights
+
+    def _row_of_entries(self) -> np.ndarray:
+        """The row of every stored entry (made when needed, not kept: 8 bytes per entry)."""
+        return np.repeat(np.arange(self._workers, dtype=np.int64), np.diff(self._indptr))
 
     @property
     def nnz(self) -> int:
@@ -436,7 +440,7 @@ class Topology:
         if "W" not in self._cache:
             M = self._workers
             W = np.zeros((M, M))
-            W[self._rows, self._indices] = self._weights
+            W[self._row_of_entries(), self._indices] = self._weights
             W.flags.writeable = False
             self._cache["W"] = W
         return self._cache["W"]
@@ -460,7 +464,7 @@ class Topology:
     def check(self) -> None:
         """Validate A4; raise TopologyError naming the first property that fails."""
         M, tol, where = self._workers, self._tol, self._where()
-        rows, cols, w = self._rows, self._indices, self._weights
+        rows, cols, w = self._row_of_entries(), self._indices, self._weights
         if not np.all(np.isfinite(w)):
             k = int(np.flatnonzero(~np.isfinite(w))[0])
             raise TopologyError(f"{where}: W[{rows[k]}, {cols[k]}] = {w[k]} is not finite")
