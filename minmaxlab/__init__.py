@@ -27,6 +27,7 @@ from minmaxlab.errors import (
     ProblemError,
     TopologyError,
 )
+from minmaxlab.footprint import bytes_per_worker
 from minmaxlab.problems import FAMILIES, Noise, Problem, certify, problem
 from minmaxlab.problems.data import accuracy
 from minmaxlab.simulate import Trace, run
@@ -41,5 +42,6 @@ __all__ = [
     "ALGORITHMS", "Algorithm", "AlgorithmError", "Ball", "Box", "CPOAdam", "CPOSG", "ConfigError",
     "DEG", "DPOAdam", "DPOSG", "DSGDA", "FAMILIES", "L1", "MinmaxlabError", "Noise", "OSG",
     "Problem", "ProblemError", "Simplex", "TimeVarying", "Topology", "TopologyError", "Trace",
-    "accuracy", "algorithm", "certify", "problem", "run", "topology", "topology_module", "__version__",
+    "accuracy", "algorithm", "bytes_per_worker", "certify", "problem", "run", "topology",
+    "topology_module", "__version__",
 ]

@@ -37,23 +37,35 @@ _SHIFT = 1e-10  # shift-invert at 1 + _SHIFT (top) or -1 - _SHIFT (bottom)
 STENCIL_TOL = 1e-14
 
 
-def _row_starts(indptr: np.ndarray) -> np.ndarray:
-    return np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+_CHUNK = 1 << 16  # rows checked at a time: the check's work arrays stay small at any M
 
 
-def _same_stencil(indptr, weights, offsets, M) -> np.ndarray | None:
+def _row_starts(indptr: np.ndarray, lo: int = 0, hi: int | None = None) -> np.ndarray:
+    """The row of every stored entry of rows lo..hi-1."""
+    hi = len(indptr) - 1 if hi is None else hi
+    return np.repeat(np.arange(lo, hi, dtype=np.int64), np.diff(indptr[lo: hi + 1]))
+
+
+def _same_stencil(indptr, indices, weights, offset) -> np.ndarray | None:
     """The stencil s (length M) with W[i, j] = s(offset(i, j)) for every stored entry, or None
-    when rows differ (in their number of entries or their weight at an offset)."""
+    when rows differ (in their number of entries, their offsets or their weights). ``offset(i,
+    j)`` maps arrays of rows and columns to group elements; rows are checked in chunks."""
+    M = len(indptr) - 1
     counts = np.diff(indptr)
-    if np.any(counts != counts[0]):
+    n = int(counts[0])
+    if np.any(counts != n):
+        return None
+    first = offset(np.zeros(n, dtype=np.int64), indices[:n])
+    if len(np.unique(first)) != n:  # an offset stored twice in a row would have been summed
         return None
     s = np.zeros(M)
-    s[offsets[: counts[0]]] = weights[: counts[0]]
-    if np.any(np.abs(s[offsets] - weights) > STENCIL_TOL):
-        return None
-    # offsets repeated within a row would have been summed: a row's offsets must be distinct
-    if len(np.unique(offsets[: counts[0]])) != counts[0]:
-        return None
+    s[first] = weights[:n]
+    for lo in range(0, M, _CHUNK):
+        hi = min(M, lo + _CHUNK)
+        a, b = indptr[lo], indptr[hi]
+        if np.any(np.abs(s[offset(_row_starts(indptr, lo, hi), indices[a:b])] - weights[a:b])
+                  > STENCIL_TOL):
+            return None
     return s
 
 
@@ -61,14 +73,15 @@ def circulant_eigenvalues(shape, indptr, indices, weights) -> np.ndarray | None:
     """Eigenvalues of W (flattened, frequency 0 first) when W[i, j] = s(j - i) on the group
     Z_shape[0] x Z_shape[1] x ... (workers in row-major order), else None."""
     shape = tuple(int(n) for n in shape)
-    M = math.prod(shape)
-    if len(indptr) != M + 1:
+    if len(indptr) != math.prod(shape) + 1:
         return None
-    rows = _row_starts(indptr)
-    ri, rj = np.unravel_index(rows, shape), np.unravel_index(indices, shape)
-    moved = tuple((b - a) % n for a, b, n in zip(ri, rj, shape, strict=True))
-    offsets = np.ravel_multi_index(moved, shape)
-    s = _same_stencil(indptr, weights, offsets, M)
+
+    def offset(rows, cols):
+        ri, rj = np.unravel_index(rows, shape), np.unravel_index(cols, shape)
+        return np.ravel_multi_index(tuple((b - a) % n for a, b, n in zip(ri, rj, shape,
+                                                                          strict=True)), shape)
+
+    s = _same_stencil(indptr, indices, weights, offset)
     if s is None:
         return None
     # W x = sum_k s(k) x(i + k): a correlation, so its eigenvalues are conj(fft(s)); |.| is what
@@ -93,8 +106,7 @@ def xor_eigenvalues(indptr, indices, weights) -> np.ndarray | None:
     M = len(indptr) - 1
     if M & (M - 1):
         return None
-    offsets = _row_starts(indptr) ^ indices
-    s = _same_stencil(indptr, weights, offsets, M)
+    s = _same_stencil(indptr, indices, weights, np.bitwise_xor)
     return None if s is None else walsh_hadamard(s)
 
 

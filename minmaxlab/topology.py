@@ -40,6 +40,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import ArpackError
 
 from minmaxlab.errors import TopologyError, did_you_mean
+from minmaxlab.footprint import nbytes_of
 from minmaxlab.spectrum import RHO_ZERO, rho_dense, rho_sparse, structured_rho
 
 __all__ = [
@@ -383,6 +384,15 @@ class Topology:
         return np.repeat(np.arange(self._workers, dtype=np.int64), np.diff(self._indptr))
 
     @property
+    def nbytes(self) -> int:
+        """Bytes of the arrays the topology holds: W in CSR form, the edge list, and what it has
+        cached (scipy's copy of W, a dense W, eigenvalues), each buffer counted once."""
+        held = [self._indptr, self._indices, self._weights, self._eu, self._ev]
+        for v in self._cache.values():
+            held += [v.data, v.indices, v.indptr] if sp.issparse(v) else [v]
+        return nbytes_of(held)
+
+    @property
     def nnz(self) -> int:
         """Stored entries of W (2 * edges + M for symmetric topologies)."""
         return len(self._weights)
@@ -485,7 +495,9 @@ class Topology:
                     f"{where}: W[{rows[k]}, {cols[k]}] = {w[k]:.6g} > 0 but ({rows[k]}, {cols[k]}) "
                     "is not a graph edge (W must be supported on edges and the diagonal)"
                 )
-        A = self.csr
+        # scipy's own copy, not cached: its int32 indices would stay with the topology (at a
+        # million nodes, 24 MB) while the run needs only the arrays above
+        A = sp.csr_matrix((w, cols, self._indptr), shape=(M, M))
         if self._symmetric_required:
             D = sp.coo_matrix(A - A.T)
             if D.nnz and np.abs(D.data).max() > tol:

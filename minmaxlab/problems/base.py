@@ -31,6 +31,7 @@ from numba import njit
 from minmaxlab.engine import registry
 from minmaxlab.engine.streams import no_state
 from minmaxlab.errors import ProblemError
+from minmaxlab.footprint import nbytes_of
 
 MVI_STATUSES = ("holds", "equality", "fails", "unknown")
 NOISE_KINDS = ("none", "gaussian", "finite_sum", "sampled")
@@ -271,6 +272,12 @@ class Problem:
         return float(value)
 
     # ------------------------------------------------------------------ kernel form
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the arrays the problem holds (its data, per-worker matrices and shifts, its
+        noise's samples), each buffer counted once."""
+        return nbytes_of([*vars(self).values(), *vars(self.noise).values()])
+
     @property
     def kernel_data(self) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
         """(fid, P, A, S): what the engine kernels pass to ``library_rows``."""

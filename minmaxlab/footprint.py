@@ -1,0 +1,64 @@
+"""The memory of a run, per worker: what the simulator holds for every worker while it runs.
+
+    mml.bytes_per_worker(problem, topology, algorithm)   # by part, and the total
+
+The parts are the arrays the run allocates or keeps, counted from their shapes (float64 and
+uint64 words of 8 bytes):
+
+* ``iterates``: X, Z and the gradient G (3 d words);
+* ``adam``: optimistic Adam's two moments and last step (3 d words; DPOAdam and CPOAdam only);
+* ``scratch``: the driver's three work arrays of shape (M, d) (gossip's second buffer, F(z_i)
+  and the metrics' work rows);
+* ``stream``: the worker's random stream (:data:`minmaxlab.engine.streams.STATE_WORDS` words);
+* ``topology``: :attr:`Topology.nbytes` / M: the mixing matrix in CSR form (row pointer, one index
+  and one weight per stored entry: 2 per edge plus the diagonal), the edge list, and what it
+  has cached;
+* ``problem``: :attr:`Problem.nbytes` / M: the problem's arrays (data, per-worker matrices and
+  shifts, a finite-sum noise's samples).
+
+What a run holds beyond these does not grow with M: the compiled kernels and the interpreter
+(about 250 MB), and the records.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+WORD = 8
+
+
+def nbytes_of(objects) -> int:
+    """Bytes of the numpy arrays among ``objects``, each underlying buffer counted once (views of
+    one array count as that array)."""
+    seen, total = set(), 0
+    for a in objects:
+        if not isinstance(a, np.ndarray):
+            continue
+        base = a
+        while isinstance(base.base, np.ndarray):
+            base = base.base
+        if id(base) not in seen:
+            seen.add(id(base))
+            total += base.nbytes
+    return total
+
+
+def bytes_per_worker(problem, topology, algorithm) -> dict[str, float]:
+    """Bytes per worker of a simulator run, by part (see the module's docstring), with their sum
+    under ``"total"``. ``topology`` is a Topology or a TimeVarying sequence."""
+    # the engine's modules are imported here, not above: topology and problems import nbytes_of
+    from minmaxlab.engine.plans import plan
+    from minmaxlab.engine.streams import STATE_WORDS
+
+    M, d = problem.workers, problem.dim
+    seq = topology.sequence if hasattr(topology, "sequence") else [topology]
+    parts = {
+        "iterates": 3 * d * WORD,
+        "adam": 3 * d * WORD if "adam_x" in plan(algorithm.alg_id) else 0,
+        "scratch": 3 * d * WORD,
+        "stream": STATE_WORDS * WORD,
+        "topology": sum(t.nbytes for t in seq) / M,
+        "problem": problem.nbytes / M,
+    }
+    parts["total"] = float(np.sum(list(parts.values())))
+    return parts
