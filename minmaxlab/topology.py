@@ -290,6 +290,11 @@ class Topology:
     CSR arrays, diagonal included in every row), ``symmetric_required``, ``tol``, ``structure``
     (the symmetry a builder declared, which gives rho in closed form; None otherwise).
 
+    ``edges`` (two arrays of edge ends) gives the graph without networkx; without it and without
+    ``graph`` the edges are read from W's off-diagonal entries. ``structure`` declares a symmetry
+    that gives rho in closed form (checked against W before it is used, see
+    :mod:`minmaxlab.spectrum`).
+
     ``symmetric_required=False`` marks one round of a time-varying sequence (see
     :func:`one_peer_exponential`): W must still be nonnegative, doubly stochastic and supported on
     graph edges, but need not be symmetric, connected or have rho < 1 -- only the product over a
