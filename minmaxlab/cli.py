@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
+import traceback
 
 from minmaxlab.errors import MinmaxlabError
+from minmaxlab.executors import EXECUTORS
 
 INFO_TOPOLOGIES = ("complete", "expander", "exponential", "hypercube", "torus", "ring", "star",
                    "path")
@@ -188,7 +190,8 @@ def cmd_study(args) -> int:
     from minmaxlab.study import load_study, run_study
 
     study = load_study(find_study(args.file), quick=args.quick, problem=args.problem)
-    res = run_study(study, out=args.out, jobs=args.jobs, progress=not args.no_progress)
+    res = run_study(study, out=args.out, jobs=args.jobs, progress=not args.no_progress,
+                    executor=args.executor, scheduler=args.scheduler)
     print(f"{study.name}{' (quick)' if study.quick else ''}: {res.computed} runs computed, "
           f"{res.skipped} already done, {res.elapsed:.1f} s; results in {res.folder}")
     if res.verdicts:
@@ -359,9 +362,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="study file, e.g. studies/rate_vs_iterations.toml, or the name of a "
                                 "study that ships with the package, e.g. rate_vs_iterations")
     p.add_argument("--quick", action="store_true", help="the quick version (seconds)")
-    p.add_argument("--jobs", type=_count, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--jobs", type=_count, default=None,
+                   help="worker processes (default: all cores; --executor mpi and dask ignore it)")
     p.add_argument("--out", type=_path, default=None, help="results folder (default: results/)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="where the runs execute: local (default: --jobs processes here), mpi (the "
+                        "other ranks of an MPI job launched as: mpiexec -n K python -m "
+                        "mpi4py.futures -m minmaxlab study FILE --executor mpi) or dask (the "
+                        "workers of --scheduler)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="address of a running dask scheduler (with --executor dask), e.g. "
+                        "tcp://host:8786")
     p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("bench", help="time the engine against a plain-numpy reference")
@@ -388,28 +400,51 @@ def main(argv: list[str] | None = None) -> int:
     except MinmaxlabError as exc:
         _stop_parallel_job(exc)
         print(f"minmaxlab: error: {exc}", file=sys.stderr)
+        _end_pool_job(EXIT_BAD_INPUT)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("minmaxlab: interrupted", file=sys.stderr)
+        _end_pool_job(EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
     except MemoryError:
         _stop_parallel_job(MemoryError("not enough memory"))
         print("minmaxlab: error: not enough memory for this run (fewer workers, a smaller model "
               "or fewer recorded points)", file=sys.stderr)
+        _end_pool_job(EXIT_BAD_INPUT)
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # `minmaxlab problems | head`
         return EXIT_OK
     except Exception as exc:
         _stop_parallel_job(exc)
+        _end_pool_job(1, exc)
         raise
 
 
+def _end_pool_job(code: int, exc: BaseException | None = None) -> None:
+    """Under ``python -m mpi4py.futures`` (``study --executor mpi``), rank 0 alone runs the command
+    and reports as a local run does (``exc``: an unexpected error, whose traceback it prints);
+    then it ends the job at once, with the same exit code, rather than wait for the runs the
+    other ranks are in the middle of."""
+    if "mpi4py.MPI" not in sys.modules:
+        return
+    from minmaxlab.executors import end_mpi_pool_job, in_mpi_pool_job
+
+    if in_mpi_pool_job():
+        if exc is not None:
+            traceback.print_exception(exc)
+        end_mpi_pool_job(code)
+
+
 def _stop_parallel_job(exc: BaseException) -> None:
-    """Under mpiexec, one rank's error ends the whole job instead of leaving the others waiting."""
+    """Under mpiexec, one rank's error ends the whole job instead of leaving the others waiting
+    (but not under mpi4py.futures' pool, whose workers wait for work, not for rank 0: see
+    :func:`_end_pool_job`)."""
     if "mpi4py.MPI" in sys.modules:
+        from minmaxlab.executors import in_mpi_pool_job
         from minmaxlab.mpi import abort_job_if_parallel
 
-        abort_job_if_parallel(exc)
+        if not in_mpi_pool_job():
+            abort_job_if_parallel(exc)
 
 
 if __name__ == "__main__":

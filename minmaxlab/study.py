@@ -1,6 +1,7 @@
 """Studies: a TOML grid of runs -> results folder (one file per finished run) -> claim verdicts.
 
     minmaxlab study studies/rate_vs_iterations.toml [--quick] [--jobs N] [--out DIR]
+    mpiexec -n K python -m mpi4py.futures -m minmaxlab study FILE --executor mpi   # K - 1 workers
 
 A study file has a ``name``, a ``title``, an ``experiment`` (what a cell runs, see
 :mod:`minmaxlab.experiments`), a ``[grid]`` (problems x workers x topologies x algorithms x seeds,
@@ -44,6 +45,7 @@ import pandas as pd
 
 from minmaxlab.config import atomic_write, writable_folder
 from minmaxlab.errors import ConfigError, read_toml, reject_unknown
+from minmaxlab.executors import check_executor, pool, run_on
 from minmaxlab.meta import provenance
 from minmaxlab.results import (
     ResultWarning,
@@ -651,10 +653,13 @@ def _prepare(study: Study, out) -> _Pending | StudyResult:
     return _Pending(study, folder, ids, todo)
 
 
-def _compute(pending: list[_Pending], jobs: int, progress: bool, on_done) -> None:
+def _compute(pending: list[_Pending], jobs: int, progress: bool, on_done, executor: str = "local",
+             ex=None) -> None:
     """Every unfinished run of the pending studies (each with runs to do), longest first, in
-    ``jobs`` processes; ``on_done((run id, status, seconds))`` in this process as each ends."""
-    work = [(c, str(p.folder / "runs")) for p in pending for c in p.todo]
+    ``jobs`` local processes or on ``ex``, the pool of ``executor`` (see
+    :mod:`minmaxlab.executors`); ``on_done((run id, status, seconds))`` here as each ends."""
+    # absolute: a worker of another executor may run in another folder
+    work = [(c, str((p.folder / "runs").resolve())) for p in pending for c in p.todo]
     work.sort(key=lambda w: -expected_cost(w[0]))  # stable: equal costs keep the file's order
     bar = None
     if progress and work:
@@ -669,7 +674,11 @@ def _compute(pending: list[_Pending], jobs: int, progress: bool, on_done) -> Non
             bar.update()
 
     try:
-        if jobs > 1 and len(work) > 1:
+        if ex is not None:
+            if executor == "mpi":  # the ranks load the kernels this one compiles and caches
+                _warm_up([p.study for p in pending])
+            run_on(ex, _run_and_save_item, work, done)
+        elif jobs > 1 and len(work) > 1:
             _warm_up([p.study for p in pending])
             run_all(_run_and_save_item, work, min(jobs, len(work)), done)
         else:
@@ -698,53 +707,64 @@ def _conclude(p: _Pending, analyse: bool, seconds: float) -> StudyResult:
 
 
 def run_studies(studies: list[Study], out=None, jobs: int | None = None, progress: bool = True,
-                analyse: bool = True, on_result=None) -> list[StudyResult]:
+                analyse: bool = True, on_result=None, executor: str = "local",
+                scheduler: str | None = None) -> list[StudyResult]:
     """Run the unfinished cells of all ``studies`` in one pool of ``jobs`` processes, longest
     first, so that a long run of one study overlaps the short runs of the others. Each study is
     analysed as soon as its last run is in, and handed to ``on_result(result)`` then (while the
     pool goes on with the others). Returns the results in the order of ``studies``; a result's
-    ``elapsed`` is the seconds its own runs took plus its analysis."""
+    ``elapsed`` is the seconds its own runs took plus its analysis.
+
+    ``executor`` "mpi" runs them on the other ranks of an MPI job started with
+    ``python -m mpi4py.futures``, "dask" on the workers of the dask scheduler at ``scheduler``;
+    both ignore ``jobs`` (the job or the cluster decides how many workers there are)."""
     check_jobs(jobs)
+    check_executor(executor, scheduler)  # before any folder is made
     jobs = jobs if jobs is not None else os.cpu_count() or 1
-    prepared = [_prepare(s, out) for s in studies]
-    results: dict[int, StudyResult] = {}
-    left, seconds, owner = {}, {}, {}
-    for k, p in enumerate(prepared):
-        if isinstance(p, _Pending) and p.todo:
-            left[k], seconds[k] = len(p.todo), 0.0
-            owner.update({c["run_id"]: k for c in p.todo})
+    with pool(executor, scheduler) as ex:  # a dask scheduler is reached now, before any folder
+        prepared = [_prepare(s, out) for s in studies]
+        results: dict[int, StudyResult] = {}
+        left, seconds, owner = {}, {}, {}
+        for k, p in enumerate(prepared):
+            if isinstance(p, _Pending) and p.todo:
+                left[k], seconds[k] = len(p.todo), 0.0
+                owner.update({c["run_id"]: k for c in p.todo})
 
-    def finish(k):
-        p = prepared[k]
-        results[k] = _conclude(p, analyse, seconds.get(k, 0.0)) if isinstance(p, _Pending) else p
-        if on_result is not None:
-            from tqdm import tqdm
+        def finish(k):
+            p = prepared[k]
+            results[k] = _conclude(p, analyse, seconds.get(k, 0.0)) if isinstance(p, _Pending) else p
+            if on_result is not None:
+                from tqdm import tqdm
 
-            with tqdm.external_write_mode():  # lift a progress bar while it prints
-                on_result(results[k])
+                with tqdm.external_write_mode():  # lift a progress bar while it prints
+                    on_result(results[k])
 
-    for k in range(len(prepared)):
-        if k not in left:  # nothing to compute: not applicable, or every run reused
-            finish(k)
+        for k in range(len(prepared)):
+            if k not in left:  # nothing to compute: not applicable, or every run reused
+                finish(k)
 
-    def on_done(result):
-        run, _status, took = result
-        k = owner[run]
-        seconds[k] += took
-        left[k] -= 1
-        if left[k] == 0:
-            finish(k)
+        def on_done(result):
+            run, _status, took = result
+            k = owner[run]
+            seconds[k] += took
+            left[k] -= 1
+            if left[k] == 0:
+                finish(k)
 
-    _compute([p for k, p in enumerate(prepared) if k in left], jobs, progress, on_done)
-    return [results[k] for k in range(len(prepared))]
+        _compute([p for k, p in enumerate(prepared) if k in left], jobs, progress, on_done,
+                 executor, ex)
+        return [results[k] for k in range(len(prepared))]
 
 
 def run_study(study: Study, out=None, jobs: int | None = None, progress: bool = True,
-              analyse: bool = True) -> StudyResult:
-    """Run every unfinished cell of ``study`` (in ``jobs`` processes), then analyse the claims;
-    ``elapsed`` is the wall-clock time of the whole."""
+              analyse: bool = True, executor: str = "local",
+              scheduler: str | None = None) -> StudyResult:
+    """Run every unfinished cell of ``study`` (in ``jobs`` processes, or on ``executor``: see
+    :func:`run_studies`), then analyse the claims; ``elapsed`` is the wall-clock time of the
+    whole."""
     start = time.perf_counter()
-    res = run_studies([study], out, jobs, progress, analyse)[0]
+    res = run_studies([study], out, jobs, progress, analyse, executor=executor,
+                      scheduler=scheduler)[0]
     res.elapsed = time.perf_counter() - start
     return res
 
