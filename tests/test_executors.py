@@ -90,6 +90,7 @@ def mpi_futures():
     return cmd
 
 
+@pytest.mark.slow  # seconds each: MPI and dask start-up; the README's command runs them
 def test_an_mpi_study_equals_a_local_run_and_resumes(mpi_futures, tmp_path, capsys):
     study = _study_file(tmp_path)
     args = ["study", str(study), "--quick", "--no-progress", "--out"]
@@ -117,6 +118,7 @@ def test_an_mpi_study_equals_a_local_run_and_resumes(mpi_futures, tmp_path, caps
     print(f"3-process MPI study: {seconds:.1f} s")
 
 
+@pytest.mark.slow  # seconds each: MPI and dask start-up; the README's command runs them
 def test_bad_input_in_an_mpi_run_is_the_line_and_exit_code_of_a_local_run(mpi_futures, tmp_path,
                                                                            capsys):
     study = tmp_path / "bad.toml"
@@ -131,6 +133,7 @@ def test_bad_input_in_an_mpi_run_is_the_line_and_exit_code_of_a_local_run(mpi_fu
     assert rc == 2 and _one_error_line(err) == local  # raised on a worker rank, said by rank 0
 
 
+@pytest.mark.slow  # seconds each: MPI and dask start-up; the README's command runs them
 def test_ctrl_c_ends_an_mpi_study_at_once(mpi_futures, tmp_path):
     """Ctrl-C (SIGINT to the job's process group, as a terminal sends it) while the worker ranks
     are inside long compiled runs: the job ends within seconds with exit 130 and one line, and
@@ -276,6 +279,9 @@ def test_run_on_hands_out_in_order_and_reports_each_result():
 
 
 # ---------------------------------------------------------------------------- dask
+
+
+@pytest.mark.slow  # seconds each: MPI and dask start-up; the README's command runs them
 def test_a_dask_study_equals_a_local_run(tmp_path):
     distributed = pytest.importorskip("distributed", reason="dask is not installed "
                                                             "(pip install -e '.[dask]')")
