@@ -6,9 +6,10 @@ the second largest eigenvalue magnitude of W and ``1 - rho`` the spectral gap; t
 multiply by W^t, whose rho is rho^t.
 
 :class:`Topology` stores W in CSR form (rows = workers, the diagonal always stored) so that numba
-kernels can mix with ``indptr, indices, weights = topo.neighbors``. Sparse graphs are built from
-their edge list with numpy and never as a dense M x M matrix; ``.W`` makes the dense matrix on
-demand. Entry points:
+kernels can mix with ``indptr, indices, weights = topo.neighbors``. Graphs are built from
+their edge list (:class:`EdgeList`) with numpy, never as a dense M x M matrix nor, for the
+regular families, as a networkx graph; ``.W`` and ``.graph`` are made on demand. ``rho`` comes
+in closed form where a builder declared a symmetry (:mod:`minmaxlab.spectrum`). Entry points:
 
 * :func:`topology` -- a named builder (``BUILDERS``) plus a weight rule (``WEIGHT_RULES``);
 * :meth:`Topology.from_graph`, :meth:`Topology.from_matrix`, :meth:`Topology.from_edgelist`;
@@ -45,6 +46,7 @@ from minmaxlab.spectrum import RHO_ZERO, rho_dense, rho_sparse, structured_rho
 
 __all__ = [
     "BUILDERS",
+    "EdgeList",
     "WEIGHT_RULES",
     "TimeVarying",
     "Topology",

@@ -116,6 +116,22 @@ def test_consensus_on_constructed_tables(power, verdicts):
     assert {v.verdict for v in vs[1:]} == verdicts
 
 
+def test_consensus_reports_the_power_law_of_a_diffusive_decay():
+    """power_law = true adds the exponent of error ~ t^a as a reported row (not a check): c / t
+    gives -1, c / t^2 gives -2, and without the key there is no such row."""
+    for a in (1, 2):
+        rows = [dict(run_id=f"0-{t}", topology="torus", workers=16, rounds=t, rho=0.6, seed=0,
+                     algorithm="dposg", iteration=k, consensus_z=0.3 / t**a, status="ok",
+                     topology_spec='{"name":"torus"}') for t in (1, 2, 4, 8) for k in (0, 100)]
+        spec = {"claim": "C2", "tolerance": 0.2, "power_law": True}
+        vs, _ = CLAIMS["consensus"].run(pd.DataFrame(rows), spec, _S())
+        law = [v for v in vs if v.verdict == "reported"]
+        assert len(law) == 1 and law[0].measured == pytest.approx(-a)
+        spec.pop("power_law")
+        vs, _ = CLAIMS["consensus"].run(pd.DataFrame(rows), spec, _S())
+        assert not [v for v in vs if v.verdict == "reported"]
+
+
 # ------------------------------------------------------------------------------------------ C3
 
 def _rate_table(curve, K=20000):

@@ -137,6 +137,7 @@ KEY_TYPES = {
         "grad_time", "min_high_quality", "max_frechet", "max_distance")},
     **{k: (lambda v: _number(v) and 0 < v < 1, "a number in (0, 1)") for k in ("eps", "fraction")},
     "predicted": (_number, "a number"),
+    "power_law": (lambda v: isinstance(v, bool), "true or false"),
     "max_sum_growth": (_number, "a number"),
     "smooth": _integer_at_least(1),
     "min_modes": _integer_at_least(0),
