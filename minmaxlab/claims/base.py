@@ -93,6 +93,11 @@ def diverged_runs(df: pd.DataFrame) -> list:
     return sorted(df.loc[df["status"] != "ok", "run_id"].unique())
 
 
+def rho_text(rho: float) -> str:
+    """rho for a label: three decimals, or 1 - (the gap) when three decimals would say 1.000."""
+    return f"{rho:.3f}" if rho < 0.9995 else f"1 - {1.0 - rho:.2g}"
+
+
 def setting(study, extra="") -> str:
     return f"{study.name}{'' if not extra else ': ' + extra}"
 

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from minmaxlab import rates
-from minmaxlab.claims.base import Claim, inconclusive, reported, setting, steady
+from minmaxlab.claims.base import Claim, inconclusive, reported, rho_text, setting, steady
 
 
 def analyse(table, spec, study):
@@ -30,7 +30,7 @@ def analyse(table, spec, study):
         g = g.rename(columns={"value": "consensus"})
         name = g["topology"].iloc[0]
         rho = float(g["rho"].iloc[0])
-        where = f"{name} M={M}, rho={rho:.3f}"
+        where = f"{name} M={M}, rho={rho_text(rho)}"
         if not 0.0 < rho < 1.0:
             verdicts.append(inconclusive(spec, study, f"rho = {rho:g}: no rate 2 log rho to check",
                                          where))
@@ -105,7 +105,7 @@ def figure(pts, table, folder):
         c = P.COLORS[k % 10]
         rho = float(g["rho"].iloc[0])
         ax.semilogy(med.index, med.to_numpy(), "o-", color=c, ms=3,
-                    label=f"{name} $M$={M} ($\\rho$={rho:.3f})")
+                    label=f"{name} $M$={M} ($\\rho$={rho_text(rho)})")
         P.band(ax, lo, hi, c, n)
         t = med.index.to_numpy(dtype=float)
         ax.semilogy(t, rho ** (2 * t) * med.iloc[-1] / rho ** (2 * t[-1]), "--", color=c, lw=0.8)

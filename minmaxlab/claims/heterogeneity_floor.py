@@ -27,7 +27,7 @@ import math
 import pandas as pd
 
 from minmaxlab import rates
-from minmaxlab.claims.base import Claim, inconclusive, reported, setting, steady
+from minmaxlab.claims.base import Claim, inconclusive, reported, rho_text, setting, steady
 
 
 def _exponent(g, rho, rounding):
@@ -54,7 +54,7 @@ def analyse(table, spec, study):
     for (_, M), g in dp.groupby(["topology_spec", "workers"]):
         name = g["topology"].iloc[0]
         rho = float(g["rho"].iloc[0])
-        where = f"{name} M={M}, rho={rho:.3f}, {g['algorithm'].iloc[0]}"
+        where = f"{name} M={M}, rho={rho_text(rho)}, {g['algorithm'].iloc[0]}"
         if not 0.0 < rho < 1.0:
             verdicts.append(inconclusive(spec, study, f"rho = {rho:g}: no power of rho^t to fit",
                                          where))
@@ -113,7 +113,7 @@ def figure(pts, table, folder):
         rho = float(g["rho"].iloc[0])
         c = P.COLORS[k % 10]
         ax.semilogy(med.index, med.to_numpy(), "o-", color=c, ms=3, label=f"{name} $M$={M} "
-                    f"($\\rho$={rho:.3f})")
+                    f"($\\rho$={rho_text(rho)})")
         P.band(ax, lo, hi, c, n)
         t = med.index.to_numpy(dtype=float)
         ax.semilogy(t, med.iloc[-1] * rho ** (2 * (t - t[-1])), "--", color=c, lw=0.8)
