@@ -24,32 +24,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from minmaxlab.engine.plans import plan
+from minmaxlab.engine.streams import STATE_WORDS
+
 WORD = 8
-
-
-def nbytes_of(objects) -> int:
-    """Bytes of the numpy arrays among ``objects``, each underlying buffer counted once (views of
-    one array count as that array)."""
-    seen, total = set(), 0
-    for a in objects:
-        if not isinstance(a, np.ndarray):
-            continue
-        base = a
-        while isinstance(base.base, np.ndarray):
-            base = base.base
-        if id(base) not in seen:
-            seen.add(id(base))
-            total += base.nbytes
-    return total
 
 
 def bytes_per_worker(problem, topology, algorithm) -> dict[str, float]:
     """Bytes per worker of a simulator run, by part (see the module's docstring), with their sum
     under ``"total"``. ``topology`` is a Topology or a TimeVarying sequence."""
-    # the engine's modules are imported here, not above: topology and problems import nbytes_of
-    from minmaxlab.engine.plans import plan
-    from minmaxlab.engine.streams import STATE_WORDS
-
     M, d = problem.workers, problem.dim
     seq = topology.sequence if hasattr(topology, "sequence") else [topology]
     parts = {

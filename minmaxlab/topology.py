@@ -40,8 +40,8 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import ArpackError
 
+from minmaxlab.buffers import nbytes_of
 from minmaxlab.errors import TopologyError, did_you_mean
-from minmaxlab.footprint import nbytes_of
 from minmaxlab.spectrum import RHO_ZERO, rho_dense, rho_sparse, structured_rho
 
 __all__ = [

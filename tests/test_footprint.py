@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import minmaxlab as mml
-from minmaxlab.footprint import nbytes_of
+from minmaxlab.buffers import nbytes_of
 
 
 def test_parts_of_a_ring_run_by_hand():

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
+from minmaxlab.buffers import nbytes_of
 from minmaxlab.engine import registry
 from minmaxlab.engine.streams import no_state
 from minmaxlab.errors import ProblemError
-from minmaxlab.footprint import nbytes_of
 
 MVI_STATUSES = ("holds", "equality", "fails", "unknown")
 NOISE_KINDS = ("none", "gaussian", "finite_sum", "sampled")
