@@ -11,7 +11,7 @@ from numba import njit
 
 from minmaxlab.engine.families import ROWWISE
 from minmaxlab.engine.families import library_rows as rows
-from minmaxlab.engine.streams import normal, uniform
+from minmaxlab.engine.streams import add_normals, uniform
 
 NOISE_NONE = 0
 NOISE_GAUSSIAN = 1
@@ -21,8 +21,7 @@ NOISE_SAMPLED = 3  # the operator draws its own mini-batch (data-driven problems
 
 @njit(cache=True)
 def add_gaussian(state, i, O, orow, scale):
-    for j in range(O.shape[1]):
-        O[orow, j] += scale * normal(state, i)
+    add_normals(state, i, O, orow, scale)
 
 
 # inlined into its callers: as a call of its own, numba optimizes the family kernels it links once
