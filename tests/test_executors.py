@@ -144,7 +144,9 @@ def test_ctrl_c_ends_an_mpi_study_at_once(mpi_futures, tmp_path):
     cmd = [*mpi_futures, "-n", "3", sys.executable, "-m", "mpi4py.futures", "-m", "minmaxlab",
            "study", str(study), "--quick", "--executor", "mpi", "--out", str(out), "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            # a terminal's foreground job: Ctrl-C not ignored (see test_interrupt)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 300
         while not (out / "tiny_quick" / "runs").exists() and time.time() < deadline:

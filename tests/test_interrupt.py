@@ -47,6 +47,13 @@ def _alive(pid):
     return fields[0] != "Z"
 
 
+def _as_in_a_terminal():
+    """The command starts as a terminal's foreground job does, with Ctrl-C's default action: a
+    test run from a background shell (`cmd &`, nohup) inherits SIGINT ignored, and Python then
+    never turns Ctrl-C into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(tmp_path):
     p = tmp_path / "long.toml"
     p.write_text(LONG)
@@ -55,7 +62,7 @@ def _start(tmp_path):
     cmd = [sys.executable, "-m", "minmaxlab.cli", "study", str(p), "--jobs", "2", "--out",
            str(out), "--no-progress"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True, preexec_fn=_as_in_a_terminal)
     runs = out / "long" / "runs"
     deadline = time.time() + 300
     while time.time() < deadline and len(list(runs.glob("*.csv"))) < 2:
@@ -124,7 +131,8 @@ def test_ctrl_c_stops_a_long_single_run(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "minmaxlab.cli", "run", str(f), "--out",
                              str(tmp_path / "out" / "x.csv")], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_as_in_a_terminal)
     deadline = time.time() + 120
     while time.time() < deadline and not _children(proc.pid):
         time.sleep(0.05)
