@@ -26,28 +26,10 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from test_mpi import _env, _find_mpiexec, _launch  # noqa: E402
+from test_study import SMALL  # noqa: E402
 
 # the tiny study of test_study.py with a negative control: 12 short runs of two roles
-TINY = """
-name = "tiny"
-title = "C4: tiny"
-[grid]
-problems = [{ name = "minty_bowl", params = { dim = 4 }, noise = { sigma = 1.0, batch = [1, 4] } }]
-workers = [2, 4]
-topologies = ["ring"]
-algorithms = [{ name = "dposg", eta = 0.05, rounds = [1, 2] }]
-seeds = [0, 1]
-iterations = 300
-record = 20
-every_iteration = false
-[quick]
-iterations = 100
-seeds = [0]
-[[claims]]
-claim = "C4"
-analysis = "noise_floor"
-tolerance = 0.5
-[[controls]]
+TINY = SMALL + """[[controls]]
 name = "no_gossip"
 description = "local OSG, no gossip"
 grid = { algorithms = [{ name = "dposg", eta = 0.05, rounds = 0 }] }

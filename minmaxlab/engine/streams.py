@@ -94,18 +94,25 @@ def philox4(a0, c1, c2, c3, k0, k1):
 
 
 @njit(cache=True, inline="always")
+def _refill(state, i, n):
+    """Blocks n / 2 .. n / 2 + 3 of stream i into its buffer (n, the draw count, a multiple of 8).
+    Inlined by numba: a call that passes the state array costs more than the rounds."""
+    block = n >> _ONE
+    w, key = state[i, _WORKER], state[i, _KEY]
+    b = _BUFFER
+    (state[i, b], state[i, b + 1], state[i, b + 2], state[i, b + 3], state[i, b + 4],
+     state[i, b + 5], state[i, b + 6], state[i, b + 7]) = philox4(
+        block & _LOW32, block >> _S32, w & _LOW32, w >> _S32, key & _LOW32, key >> _S32)
+
+
+@njit(cache=True, inline="always")
 def next_bits(state, i):
     """The next 64 random bits of stream i; every eighth draw computes the next four blocks."""
     n = state[i, _DRAWS]
     state[i, _DRAWS] = n + _ONE
     j = np.int64(n & _SEVEN)
     if j == 0:
-        block = n >> _ONE
-        w, key = state[i, _WORKER], state[i, _KEY]
-        b = _BUFFER
-        (state[i, b], state[i, b + 1], state[i, b + 2], state[i, b + 3], state[i, b + 4],
-         state[i, b + 5], state[i, b + 6], state[i, b + 7]) = philox4(
-            block & _LOW32, block >> _S32, w & _LOW32, w >> _S32, key & _LOW32, key >> _S32)
+        _refill(state, i, n)
     return state[i, _BUFFER + j]
 
 
@@ -218,12 +225,7 @@ def add_normals(state, i, out, row, scale):
     for c in range(out.shape[1]):
         j = np.int64(n & _SEVEN)
         if j == 0:
-            block = n >> _ONE
-            w, key = state[i, _WORKER], state[i, _KEY]
-            b = _BUFFER
-            (state[i, b], state[i, b + 1], state[i, b + 2], state[i, b + 3], state[i, b + 4],
-             state[i, b + 5], state[i, b + 6], state[i, b + 7]) = philox4(
-                block & _LOW32, block >> _S32, w & _LOW32, w >> _S32, key & _LOW32, key >> _S32)
+            _refill(state, i, n)
         out[row, c] += scale * _normal_of(state[i, _BUFFER + j])
         n += _ONE
     state[i, _DRAWS] = n
