@@ -11,8 +11,11 @@ from minmaxlab.algorithms import (
     ALGORITHMS,
     CPOSG,
     DEG,
+    DEGMC,
     DPOSG,
+    DPOSGGT,
     DSGDA,
+    GTDA,
     OSG,
     Algorithm,
     CPOAdam,
@@ -40,7 +43,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ALGORITHMS", "Algorithm", "AlgorithmError", "Ball", "Box", "CPOAdam", "CPOSG", "ConfigError",
-    "DEG", "DPOAdam", "DPOSG", "DSGDA", "FAMILIES", "L1", "MinmaxlabError", "Noise", "OSG",
+    "DEG", "DEGMC", "DPOAdam", "DPOSG", "DPOSGGT", "DSGDA", "FAMILIES", "GTDA", "L1",
+    "MinmaxlabError", "Noise", "OSG",
     "Problem", "ProblemError", "Simplex", "TimeVarying", "Topology", "TopologyError", "Trace",
     "accuracy", "algorithm", "bytes_per_worker", "certify", "problem", "run", "topology",
     "topology_module", "__version__",

@@ -6,7 +6,8 @@ The parts are the arrays the run allocates or keeps, counted from their shapes (
 uint64 words of 8 bytes):
 
 * ``iterates``: X, Z and the gradient G (3 d words);
-* ``adam``: optimistic Adam's two moments and last step (3 d words; DPOAdam and CPOAdam only);
+* ``state``: the algorithm's own state rows (optimistic Adam's two moments and last step: 3 d
+  words for DPOAdam and CPOAdam; a gradient tracker: d words; none for the others);
 * ``scratch``: the driver's three work arrays of shape (M, d) (gossip's second buffer, F(z_i)
   and the metrics' work rows);
 * ``stream``: the worker's random stream (:data:`minmaxlab.engine.streams.STATE_WORDS` words);
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minmaxlab.engine.plans import plan
+from minmaxlab.engine.plans import state_rows
 from minmaxlab.engine.streams import STATE_WORDS
 
 WORD = 8
@@ -37,7 +38,7 @@ def bytes_per_worker(problem, topology, algorithm) -> dict[str, float]:
     seq = topology.sequence if hasattr(topology, "sequence") else [topology]
     parts = {
         "iterates": 3 * d * WORD,
-        "adam": 3 * d * WORD if "adam_x" in plan(algorithm.alg_id) else 0,
+        "state": state_rows(algorithm.alg_id) * d * WORD,
         "scratch": 3 * d * WORD,
         "stream": STATE_WORDS * WORD,
         "topology": sum(t.nbytes for t in seq) / M,

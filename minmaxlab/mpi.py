@@ -82,7 +82,7 @@ from minmaxlab.engine.streams import no_state
 from minmaxlab.errors import MinmaxlabError
 from minmaxlab.problems.base import Problem
 from minmaxlab.runsetup import (
-    adam_moments,
+    algorithm_state,
     check_run_options,
     kernels_for,
     make_trace,
@@ -215,14 +215,16 @@ class _GossipPlan:
 
 
 class _Exchange:
-    """Gossip rounds of one array (Z or X) of a rank's block over the distributed graph."""
+    """Gossip rounds of one array (Z, X or a tracker) of a rank's block over the distributed
+    graph: plain, or Chebyshev-accelerated when cheb_rho >= 0 (prev: a scratch block)."""
 
-    def __init__(self, MPI, graph, plan: _GossipPlan, Yext, sendbuf, tmp):
+    def __init__(self, MPI, graph, plan: _GossipPlan, Yext, sendbuf, tmp, cheb=(-1.0, None)):
         self.graph = graph
         self.plan = plan
         self.Yext = Yext
         self.sendbuf = sendbuf
         self.tmp = tmp
+        self.cheb_rho, self.prev = cheb
         self.specs = plan.specs(MPI, Yext, sendbuf, Yext.shape[1])
         self.requests = None
         if hasattr(graph, "Neighbor_alltoallv_init"):
@@ -231,22 +233,37 @@ class _Exchange:
             except (NotImplementedError, MPI.Exception):
                 self.requests = None
 
+    def _send(self, q: int) -> float:
+        """The block's rows to the neighbours and theirs into Yext, for matrix q; seconds in MPI."""
+        gossip.pack_rows(self.Yext, self.plan.send_rows[q], self.sendbuf)
+        t0 = time.perf_counter()
+        if self.requests is not None:
+            req = self.requests[q]
+            req.Start()
+            req.Wait()
+        else:
+            self.graph.Neighbor_alltoallv(*self.specs[q])
+        return time.perf_counter() - t0
+
     def rounds(self, t: int, round0: int) -> float:
-        """t rounds of gossip from global round round0; returns the seconds spent in MPI."""
+        """t rounds of gossip from global round round0; returns the seconds spent in MPI. The
+        Chebyshev rounds do the simulator's arithmetic (gossip.chebyshev_gossip) on the block."""
         plan = self.plan
         spent = 0.0
+        omegas = gossip.chebyshev_weights(self.cheb_rho, t) if self.cheb_rho >= 0 else None
+        own = self.Yext[: plan.m]
         for r in range(t):
             q = (round0 + r) % plan.T
-            gossip.pack_rows(self.Yext, plan.send_rows[q], self.sendbuf)
-            t0 = time.perf_counter()
-            if self.requests is not None:
-                req = self.requests[q]
-                req.Start()
-                req.Wait()
-            else:
-                self.graph.Neighbor_alltoallv(*self.specs[q])
-            spent += time.perf_counter() - t0
-            gossip.mix_block(self.Yext, self.tmp, q, plan.indptr, plan.indices, plan.weights)
+            spent += self._send(q)
+            if omegas is None or r == 0:
+                if omegas is not None:
+                    self.prev[:] = own
+                gossip.mix_block(self.Yext, self.tmp, q, plan.indptr, plan.indices, plan.weights)
+                continue
+            gossip.gossip_round(self.Yext, self.tmp, q, plan.indptr, plan.indices, plan.weights)
+            gossip.chebyshev_combine(self.tmp, self.tmp, self.prev, omegas[r - 1])
+            self.prev[:] = own
+            own[:] = self.tmp
         return spent
 
     def free(self):
@@ -361,10 +378,13 @@ class _Rank:
                     or plans.OP_AVERAGE_G in plans.INIT_PLANS[self.alg])
         self.Gfull = np.zeros((M, d)) if averages else None  # every worker's gradient, to average
         self.G = self.Gfull[self.lo: self.lo + m] if averages else np.zeros((m, d))
-        Mom, Vel, Dprev = adam_moments(algorithm, m, d)
+        # a tracker that is gossiped receives the neighbours' rows after the block's, as X and Z
+        tracked = plans.OP_GOSSIP_Y in plans.PLANS[self.alg]
+        self.S1ext, S2, S3 = algorithm_state(algorithm, m, d, extra=self.plan.halo if tracked else 0)
+        S1 = self.S1ext[:m] if tracked else self.S1ext
         fid, P, A, S = data
         # the arguments of engine.plans.local_ops after (ops, p, k)
-        self.args = ((self.X, self.Z, self.G, Mom, Vel, Dprev,
+        self.args = ((self.X, self.Z, self.G, S1, S2, S3,
                       worker_streams(seed, m, offset=self.lo)),
                      (setup.eta, *(float(a) for a in setup.adam)), (fid, P, A, S),
                      (setup.noise_kind, setup.noise_scale, setup.batch, shifts),
@@ -496,6 +516,11 @@ class _Rank:
         gossip.pack_rows(self.Xext, np.zeros(0, dtype=np.int64), ex.sendbuf)
         gossip.mix_block(self.Xext.copy(), ex.tmp.copy(), 0, self.plan.indptr, self.plan.indices,
                      self.plan.weights)
+        if s.cheb_rho >= 0:
+            gossip.gossip_round(self.Xext.copy(), ex.tmp.copy(), 0, self.plan.indptr,
+                                self.plan.indices, self.plan.weights)
+            gossip.chebyshev_combine(ex.tmp.copy(), ex.tmp.copy(), ex.tmp.copy(),
+                                     gossip.chebyshev_weights(s.cheb_rho, 2)[0])
         plans.costs(self.alg, 0, 0, d, M, s.avg_degree)
         metrics.finite_below(self.X, self.blowup)
         if self.Gfull is not None:
@@ -522,8 +547,12 @@ class _Rank:
                                                      reorder=False)
         sendbuf = np.zeros((max(self.plan.send_max, 1), s.d))
         tmp = np.zeros((self.m, s.d))
-        exchanges = {plans.OP_GOSSIP_Z: _Exchange(self.MPI, graph, self.plan, self.Zext, sendbuf, tmp),
-                     plans.OP_GOSSIP_X: _Exchange(self.MPI, graph, self.plan, self.Xext, sendbuf, tmp)}
+        cheb = (s.cheb_rho, np.zeros((self.m, s.d)))
+        gossiped = [(plans.OP_GOSSIP_Z, self.Zext), (plans.OP_GOSSIP_X, self.Xext)]
+        if plans.OP_GOSSIP_Y in plans.PLANS[self.alg]:
+            gossiped.append((plans.OP_GOSSIP_Y, self.S1ext))
+        exchanges = {op: _Exchange(self.MPI, graph, self.plan, Y, sendbuf, tmp, cheb)
+                     for op, Y in gossiped}
         rec, nrec = s.record, s.record.shape[0]
         status, k_last = driver.STATUS_OK, 0
         with _single_threaded_blas():

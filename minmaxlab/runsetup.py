@@ -14,7 +14,7 @@ import numpy as np
 from minmaxlab.algorithms import OSG, Algorithm
 from minmaxlab.constraints import encode_pair
 from minmaxlab.engine import chain, driver, metrics, oracle, streams
-from minmaxlab.engine.plans import plan
+from minmaxlab.engine.plans import state_rows
 from minmaxlab.errors import AlgorithmError, MinmaxlabError
 from minmaxlab.meta import provenance
 from minmaxlab.problems.base import Problem
@@ -34,11 +34,13 @@ def worker_streams(seed: int, workers: int, offset: int = 0) -> np.ndarray:
     return streams.seed_states(seed, workers, offset)
 
 
-def adam_moments(algorithm: Algorithm, workers: int, dim: int):
-    """Optimistic Adam's first and second moments and last step, one row per worker; one row in
-    all for the algorithms whose plans never read them (3 x 8 x dim bytes per worker saved)."""
-    rows = workers if "adam_x" in plan(algorithm.alg_id) else 1
-    return np.zeros((rows, dim)), np.zeros((rows, dim)), np.zeros((rows, dim))
+def algorithm_state(algorithm: Algorithm, workers: int, dim: int, extra: int = 0):
+    """The algorithm's own state rows S1, S2, S3 (:data:`minmaxlab.engine.plans.STATE_USE`:
+    optimistic Adam's moments and last step, a gradient tracker), one row per worker for those
+    its plan reads and one row in all for the others (8 x dim bytes per worker saved each).
+    ``extra`` more rows after the workers' (the rows an MPI rank receives from its neighbours)."""
+    used = state_rows(algorithm.alg_id)
+    return tuple(np.zeros((workers + extra if s < used else 1, dim)) for s in range(3))
 
 
 def record_points(iterations: int, record=None) -> np.ndarray:
@@ -180,6 +182,7 @@ class Setup:
     indices: np.ndarray
     weights: np.ndarray
     avg_degree: float
+    cheb_rho: float  # the rho of W for Chebyshev-accelerated gossip, -1: plain gossip
     rounds: np.ndarray
     X: np.ndarray
     eta: np.ndarray
@@ -212,11 +215,15 @@ def prepare(problem: Problem, topology, algorithm: Algorithm, iterations, z0, re
     if isinstance(algorithm, OSG) and M != 1:
         raise AlgorithmError(f"osg runs one worker but the problem has {M}; use CPOSG for M workers")
     indptr, indices, weights, avg_degree, fixed = topology_arrays(topology, M)
-    rho = 0.0  # computed only for the schedule that reads it: a million-node rho is not free
-    if getattr(algorithm, "schedule", None) == "eps":
+    rho = 0.0  # computed only where it is read: a million-node rho is not free
+    chebyshev = getattr(algorithm, "gossip", "plain") == "chebyshev"
+    if getattr(algorithm, "schedule", None) == "eps" or chebyshev:
         if fixed is None:
-            raise AlgorithmError("schedule 'eps' needs a fixed topology (it uses the rho of one "
-                                 "W); give the rounds of a time-varying sequence explicitly")
+            why = ("schedule 'eps' needs a fixed topology (it uses the rho of one W); give the "
+                   "rounds of a time-varying sequence explicitly") if not chebyshev else (
+                   "gossip 'chebyshev' needs a fixed topology (its polynomial is built on the "
+                   "rho of one W); use gossip 'plain' with a time-varying sequence")
+            raise AlgorithmError(why)
         rho = float(fixed.rho)
     rounds = algorithm.rounds_schedule(iterations, rho)
 
@@ -240,7 +247,7 @@ def prepare(problem: Problem, topology, algorithm: Algorithm, iterations, z0, re
     proj_kind, proj_a, proj_b = encode_pair(problem.constraints)
     return Setup(
         M=M, d=d, iterations=iterations, indptr=indptr, indices=indices, weights=weights,
-        avg_degree=avg_degree, rounds=rounds, X=np.ascontiguousarray(X),
+        avg_degree=avg_degree, cheb_rho=rho if chebyshev else -1.0, rounds=rounds, X=np.ascontiguousarray(X),
         eta=algorithm.eta_vector(d, problem.dim_u), adam=algorithm.adam(),
         noise_kind=_NOISE_IDS[noise.kind],
         noise_scale=noise.sigma / np.sqrt(d * noise.batch) if noise.kind == "gaussian" else 0.0,

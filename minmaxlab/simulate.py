@@ -19,7 +19,7 @@ from minmaxlab.problems.base import Problem
 from minmaxlab.runsetup import (  # noqa: F401 (public names of a run, re-exported)
     BACKENDS,
     Trace,
-    adam_moments,
+    algorithm_state,
     check_run_options,
     default_start,
     kernels_for,
@@ -65,7 +65,7 @@ def run(problem: Problem, topology, algorithm: Algorithm, iterations: int, seed:
         X = s.X
         Z = X.copy()
         G = np.zeros((M, d))
-        Mom, Vel, Dprev = adam_moments(algorithm, M, d)
+        S1, S2, S3 = algorithm_state(algorithm, M, d)
         state = worker_streams(seed, M)
         out = np.full((s.record.shape[0] + 1, metrics.NCOL), np.nan)
         traj = np.full((s.record.shape[0] + 1 if record_iterates else 0, d), np.nan)
@@ -82,10 +82,10 @@ def run(problem: Problem, topology, algorithm: Algorithm, iterations: int, seed:
             algorithm.alg_id, s.rounds,
             (fid, P, A, S, problem._A_mean, problem._S_mean, s.mean_loop),
             (s.noise_kind, s.noise_scale, s.batch, s.shifts),
-            (s.indptr, s.indices, s.weights, s.avg_degree),
+            (s.indptr, s.indices, s.weights, s.avg_degree, s.cheb_rho),
             (s.eta, b1, b2, aeps),
             (s.proj_kind, s.proj_a, s.proj_b, problem.dim_u),
-            (X, Z, G, Mom, Vel, Dprev, state),
+            (X, Z, G, S1, S2, S3, state),
             (s.solution, s.has_solution, s.record, out, float(blowup), every_iteration, traj),
         )
     elapsed = time.perf_counter() - start

@@ -21,6 +21,10 @@ ALGORITHMS = [
     {"name": "deg", "eta": 0.05, "rounds": 2},
     {"name": "dpoadam", "eta": 0.01, "rounds": 2},
     {"name": "cpoadam", "eta": 0.01},
+    {"name": "gt_da", "eta": 0.05, "rounds": 2},
+    {"name": "dposg_gt", "eta": 0.05, "rounds": 2},
+    {"name": "deg_mc", "eta": 0.05, "rounds": 3},
+    {"name": "dposg", "eta": 0.05, "rounds": 4, "gossip": "chebyshev"},
 ]
 NOISES = [None, {"sigma": 0.2, "batch": 2}, {"sigma": 0.3, "kind": "finite_sum", "samples": 12, "batch": 3}]
 # per-worker coupling matrices (d = 20: vectorized gossip rows), d = 2 (scalar gossip rows),

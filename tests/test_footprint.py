@@ -17,7 +17,7 @@ def test_parts_of_a_ring_run_by_hand():
     topo = mml.topology("ring", M)
     prob = mml.problem("minty_bowl_shifted", workers=M, dim=d)
     p = mml.bytes_per_worker(prob, topo, mml.DPOSG(eta=0.1))
-    assert p["iterates"] == 3 * d * 8 and p["scratch"] == 3 * d * 8 and p["adam"] == 0
+    assert p["iterates"] == 3 * d * 8 and p["scratch"] == 3 * d * 8 and p["state"] == 0
     assert p["stream"] == 11 * 8  # draws, worker, key and a buffer of 8 words
     # ring: 3 entries per row (index and weight), M + 1 row pointers, M edges (two ends)
     assert p["topology"] == ((M + 1) * 8 + 3 * M * 16 + M * 16) / M
@@ -25,7 +25,7 @@ def test_parts_of_a_ring_run_by_hand():
     assert 2 * d * 8 <= p["problem"] <= 2 * d * 8 + 4 * d * d * 8 / M + 64
     assert p["total"] == pytest.approx(sum(v for k, v in p.items() if k != "total"))
     adam = mml.bytes_per_worker(prob, topo, mml.DPOAdam(eta=1e-3))
-    assert adam["adam"] == 3 * d * 8 and adam["total"] == p["total"] + 3 * d * 8
+    assert adam["state"] == 3 * d * 8 and adam["total"] == p["total"] + 3 * d * 8
 
 
 def test_nbytes_of_counts_a_buffer_once():

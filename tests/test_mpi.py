@@ -236,7 +236,9 @@ def test_bad_failure_spec_and_backend_are_clear_errors(monkeypatch):
 
 ALGORITHMS = [mml.DPOSG(eta=0.05, rounds=2), mml.DPOSG(eta=0.05, rounds=2, variant="single_exchange"),
               mml.CPOSG(eta=0.05), mml.DSGDA(eta=0.05, rounds=2), mml.DEG(eta=0.05, rounds=2),
-              mml.DPOAdam(eta=0.01, rounds=2), mml.CPOAdam(eta=0.01)]
+              mml.DPOAdam(eta=0.01, rounds=2), mml.CPOAdam(eta=0.01), mml.GTDA(eta=0.05, rounds=2),
+              mml.DPOSGGT(eta=0.05, rounds=2), mml.DEGMC(eta=0.05, rounds=3),
+              mml.DPOSG(eta=0.05, rounds=3, gossip="chebyshev")]
 
 
 @pytest.mark.parametrize("alg", ALGORITHMS, ids=lambda a: a.label)
@@ -247,14 +249,17 @@ def test_plans_driven_from_python_reproduce_the_simulator(alg):
     from minmaxlab.runsetup import prepare, worker_streams
 
     prob = mml.problem("minty_bowl_hetero", workers=8).with_noise(sigma=0.2, batch=2)
-    topo = mml.topology_module.TimeVarying.one_peer_exponential(8) if alg.decentralized else \
+    varying = alg.decentralized and getattr(alg, "gossip", "plain") == "plain"
+    topo = mml.topology_module.TimeVarying.one_peer_exponential(8) if varying else \
         mml.topology("ring", 8)
     ref = mml.run(prob, topo, alg, iterations=25, seed=2)
     s = prepare(prob, topo, alg, 25, None, None)
     X, M, d = s.X.copy(), s.M, s.d
-    Z, G, tmp = X.copy(), np.zeros((M, d)), np.zeros((M, d))
+    Z, G, tmp, prev, Y = X.copy(), np.zeros((M, d)), np.zeros((M, d)), np.zeros((M, d)), np.zeros((M, d))
     fid, P, A, S = prob.kernel_data
-    args = ((X, Z, G, np.zeros((M, d)), np.zeros((M, d)), np.zeros((M, d)), worker_streams(2, M)),
+    gossiped = {plans.OP_GOSSIP_Z: Z, plans.OP_GOSSIP_X: X, plans.OP_GOSSIP_Y: Y}
+    graph = (s.indptr, s.indices, s.weights, s.avg_degree, s.cheb_rho)
+    args = ((X, Z, G, Y, np.zeros((M, d)), np.zeros((M, d)), worker_streams(2, M)),
             (s.eta, *s.adam), (fid, P, A, S), (s.noise_kind, s.noise_scale, s.batch, s.shifts),
             (s.proj_kind, s.proj_a, s.proj_b, prob.dim_u), np.zeros(d))
     done = 0
@@ -269,8 +274,7 @@ def test_plans_driven_from_python_reproduce_the_simulator(alg):
             if ops[p] == plans.OP_AVERAGE_G:
                 gossip.average_rows(G)
             else:
-                done += gossip.gossip(Z if ops[p] == plans.OP_GOSSIP_Z else X, tmp, t, done, s.indptr,
-                                  s.indices, s.weights)
+                done += gossip.gossip_phase(gossiped[ops[p]], tmp, prev, t, done, graph)
             p += 1
     assert np.array_equal(X, ref.final_x) and np.array_equal(Z, ref.final_z)
 
@@ -285,6 +289,13 @@ def test_plans_read_like_the_algorithms():
     assert plans.plan(plans.ALG_DEG) == ("oracle_x", "step_z", "gossip_z", "oracle_z", "step_x", "gossip_x")
     assert plans.plan(plans.ALG_DPOADAM) == ("oracle_x", "adam_x", "gossip_x", "copy_z")
     assert plans.plan(plans.ALG_DSGDA, init=True) == ()
+    assert plans.plan(plans.ALG_DPOSG_GT) == ("step_z_y", "gossip_z", "track_out", "oracle_z",
+                                              "track_in", "gossip_y", "step_x_y", "gossip_x")
+    assert plans.plan(plans.ALG_GT_DA) == ("step_x_y", "gossip_x", "track_out", "oracle_x",
+                                           "track_in", "gossip_y", "copy_z")
+    assert plans.plan(plans.ALG_GT_DA, init=True) == ("oracle_x", "track_in")
+    assert plans.state_rows(plans.ALG_DPOSG_GT) == 1 and plans.state_rows(plans.ALG_DPOADAM) == 3
+    assert plans.state_rows(plans.ALG_DPOSG) == 0
 
 
 def test_a_rank_that_fails_before_the_run_stops_the_job(mpiexec, tmp_path):

@@ -4,7 +4,7 @@ import numpy as np
 from numba import njit
 
 from minmaxlab.engine.families import library_rows as rows
-from minmaxlab.engine.gossip import average_rows, gossip
+from minmaxlab.engine.gossip import average_rows, gossip_phase
 from minmaxlab.engine.metrics import (
     COL_GRADIENT_MAPPING,
     NSTATS,
@@ -21,18 +21,25 @@ from minmaxlab.engine.plans import (
     OP_COPY_Z,
     OP_END,
     OP_GOSSIP_X,
+    OP_GOSSIP_Y,
     OP_GOSSIP_Z,
     OP_ORACLE_X,
     OP_ORACLE_Z,
     OP_STEP_X,
+    OP_STEP_X_Y,
     OP_STEP_Z,
+    OP_STEP_Z_Y,
+    OP_TRACK_IN,
+    OP_TRACK_OUT,
     PLANS,
     costs,
+    tracked_step,
 )
 from minmaxlab.engine.projections import project_rows
 from minmaxlab.engine.streams import STATE_WORDS
 from minmaxlab.engine.updates import (
     adam_step,
+    add_rows,
     copy_rows,
     flat_step,
     plain_step,
@@ -52,11 +59,14 @@ def simulate(alg, rounds, operator, noise, graph, steps, constraints, workers, r
 
     - operator = (fid, P, A, S, Abar, Sbar, mean_loop): the family's data, the mean operator's;
     - noise = (noise_kind, noise_scale, batch, shifts);
-    - graph = (indptr, indices, weights, avg_degree): the stacked sparse mixing matrices;
+    - graph = (indptr, indices, weights, avg_degree, cheb_rho): the stacked sparse mixing
+      matrices; cheb_rho >= 0 makes every gossip phase Chebyshev-accelerated for a W with that
+      rho (:func:`minmaxlab.engine.gossip.chebyshev_gossip`), -1 plain;
     - steps = (eta, beta1, beta2, adam_eps): step sizes per coordinate, optimistic Adam's constants;
     - constraints = (proj_kind, proj_a, proj_b, dim_u): the players' sets;
-    - workers = (X, Z, G, Mom, Vel, Dprev, state): every worker's iterates, gradient, Adam
-      moments and random stream;
+    - workers = (X, Z, G, S1, S2, S3, state): every worker's iterates, gradient, the
+      algorithm's own state (:data:`minmaxlab.engine.plans.STATE_USE`: optimistic Adam's
+      moments, a tracker) and random stream;
     - recording = (solution, has_solution, record, out, blowup, every_iteration, traj).
 
     Every iteration runs the plan ``PLANS[alg]`` (``INIT_PLANS[alg]`` at iteration 0) on all workers
@@ -69,10 +79,10 @@ def simulate(alg, rounds, operator, noise, graph, steps, constraints, workers, r
     """
     fid, P, A, S, Abar, Sbar, mean_loop = operator
     noise_kind, noise_scale, batch, shifts = noise
-    indptr, indices, weights, avg_degree = graph
+    avg_degree = graph[3]
     eta, beta1, beta2, adam_eps = steps
     proj_kind, proj_a, proj_b, dim_u = constraints
-    X, Z, G, Mom, Vel, Dprev, state = workers
+    X, Z, G, S1, S2, S3, state = workers
     solution, has_solution, record, out, blowup, every_iteration, traj = recording
     M, d = X.shape
     K = rounds.shape[0]
@@ -137,16 +147,25 @@ def simulate(alg, rounds, operator, noise, graph, steps, constraints, workers, r
             elif op == OP_ORACLE_X:
                 oracle_all(X, G, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state)
             elif op == OP_ADAM_X:
-                adam_step(X, G, Mom, Vel, Dprev, eta, beta1, beta2, adam_eps, k)
+                adam_step(X, G, S1, S2, S3, eta, beta1, beta2, adam_eps, k)
                 project_rows(X, proj_kind, proj_a, proj_b, eta, dim_u, work)
             elif op == OP_COPY_Z:
                 copy_rows(Zf, Xf)
                 have_fz = False
             elif op == OP_GOSSIP_Z:
-                gossip_rounds += gossip(Z, tmpg, t, gossip_rounds, indptr, indices, weights)
+                gossip_rounds += gossip_phase(Z, tmpg, tmpM, t, gossip_rounds, graph)
                 have_fz = False
             elif op == OP_GOSSIP_X:
-                gossip_rounds += gossip(X, tmpg, t, gossip_rounds, indptr, indices, weights)
+                gossip_rounds += gossip_phase(X, tmpg, tmpM, t, gossip_rounds, graph)
+            elif op == OP_STEP_Z_Y or op == OP_STEP_X_Y:
+                tracked_step(op == OP_STEP_Z_Y, X, Z, S1, eta, flat, constraints, work)
+                have_fz = have_fz and op == OP_STEP_X_Y
+            elif op == OP_TRACK_OUT:
+                add_rows(S1.reshape(-1), Gf, -1.0)
+            elif op == OP_TRACK_IN:
+                add_rows(S1.reshape(-1), Gf, 1.0)
+            elif op == OP_GOSSIP_Y:
+                gossip_rounds += gossip_phase(S1, tmpg, tmpM, t, gossip_rounds, graph)
             else:  # OP_AVERAGE_G
                 average_rows(G)
             p += 1

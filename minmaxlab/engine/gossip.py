@@ -1,6 +1,8 @@
 """Communication: gossip rounds with a stacked sparse mixing matrix (all workers in one block, or
-one block of an MPI rank with the rows it received) and exact averaging (an all-reduce)."""
+one block of an MPI rank with the rows it received), their Chebyshev acceleration, and exact
+averaging (an all-reduce)."""
 
+import numpy as np
 from numba import njit
 
 from minmaxlab.engine.updates import copy_rows
@@ -64,6 +66,68 @@ def gossip(Y, tmp, t, round0, indptr, indices, weights):
     if t % 2 == 1:
         copy_rows(Y.reshape(-1), tmp.reshape(-1))
     return t
+
+
+@njit(cache=True)
+def chebyshev_weights(rho, t):
+    """The weights omega_2 .. omega_t of t rounds of Chebyshev-accelerated gossip: with y_0 = Y,
+    y_1 = W y_0 and y_{k+1} = omega_{k+1} W y_k + (1 - omega_{k+1}) y_{k-1}, y_t = P_t(W) Y for
+    the polynomial P_t(x) = T_t(x / rho) / T_t(1 / rho) (T_t: Chebyshev's), which keeps the mean
+    (P_t(1) = 1) and has the smallest max |P_t| on [-rho, rho] among degree-t polynomials, where
+    the other eigenvalues of W lie: 1 / T_t(1/rho) ~ 2 (1 - sqrt(2 (1 - rho)))^t against rho^t.
+    Written with r_k = T_{k-1}(1/rho) / T_k(1/rho) (r_1 = rho) so that no T_k, which overflows
+    for large t, is formed: omega_{k+1} = 2 / (2 - rho r_k), r_{k+1} = rho omega_{k+1} / 2.
+    rho = 0 (W = J) gives omega = 1: plain rounds. Golub and Varga, Numer. Math. 1961; for gossip:
+    Scaman et al., ICML 2017."""
+    out = np.empty(max(t - 1, 0))
+    r = rho
+    for k in range(t - 1):
+        omega = 2.0 / (2.0 - rho * r)
+        out[k] = omega
+        r = 0.5 * rho * omega
+    return out
+
+
+@njit(cache=True)
+def chebyshev_combine(out, WY, old, omega):
+    """out <- omega WY + (1 - omega) old: one Chebyshev round after its product with W (out may
+    be WY or old: each entry is read before it is written)."""
+    M, d = out.shape
+    for i in range(M):
+        for c in range(d):
+            out[i, c] = omega * WY[i, c] + (1.0 - omega) * old[i, c]
+
+
+@njit(cache=True)
+def chebyshev_gossip(Y, tmp, prev, t, round0, indptr, indices, weights, rho):
+    """Y <- P_t(W) Y in place: t rounds of Chebyshev-accelerated gossip (see
+    :func:`chebyshev_weights`; the stacked matrices are used cyclically as in :func:`gossip`, but
+    the acceleration is meant for one fixed W); tmp and prev are scratch arrays of Y's shape.
+    Returns the number of rounds done (t)."""
+    if t == 0:
+        return 0
+    T = indptr.shape[0]
+    omegas = chebyshev_weights(rho, t)
+    copy_rows(prev.reshape(-1), Y.reshape(-1))
+    gossip_round(prev, Y, round0 % T, indptr, indices, weights)  # y_1 = W y_0
+    cur, old = Y, prev
+    for k in range(1, t):
+        gossip_round(cur, tmp, (round0 + k) % T, indptr, indices, weights)
+        chebyshev_combine(old, tmp, old, omegas[k - 1])  # old <- y_{k+1}
+        cur, old = old, cur
+    if (t - 1) % 2 == 1:  # y_t is in prev
+        copy_rows(Y.reshape(-1), prev.reshape(-1))
+    return t
+
+
+@njit(cache=True)
+def gossip_phase(Y, tmp, prev, t, round0, graph):
+    """One gossip phase of a plan: t plain rounds, or t Chebyshev rounds when the graph tuple's
+    last entry (the rho of W) is >= 0 (see :func:`minmaxlab.engine.driver.simulate`)."""
+    indptr, indices, weights, avg_degree, cheb_rho = graph
+    if cheb_rho >= 0.0:
+        return chebyshev_gossip(Y, tmp, prev, t, round0, indptr, indices, weights, cheb_rho)
+    return gossip(Y, tmp, t, round0, indptr, indices, weights)
 
 
 @njit(cache=True)

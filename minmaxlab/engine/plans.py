@@ -10,6 +10,7 @@ from minmaxlab.engine.oracle import oracle_all
 from minmaxlab.engine.projections import project_rows
 from minmaxlab.engine.updates import (
     adam_step,
+    add_rows,
     copy_rows,
     flat_step,
     plain_step,
@@ -26,6 +27,8 @@ ALG_DSGDA = 3
 ALG_DEG = 4
 ALG_DPOADAM = 5
 ALG_CPOADAM = 6
+ALG_GT_DA = 7
+ALG_DPOSG_GT = 8
 
 
 # An algorithm's iteration is a plan: a sequence of local phases and communications. PLANS[alg] is
@@ -42,8 +45,14 @@ OP_COPY_Z = 6  # Z = X                                     (local)
 OP_GOSSIP_Z = 7  # Z = W^t Z: t gossip rounds              (communication)
 OP_GOSSIP_X = 8  # X = W^t X                               (communication)
 OP_AVERAGE_G = 9  # every row of G = the mean row          (communication: all-reduce)
+# gradient tracking: the tracker Y (the state S1) follows the mean of the workers' gradients
+OP_STEP_Z_Y = 10  # Z = proj(X - eta Y)                    (local)
+OP_STEP_X_Y = 11  # X = proj(X - eta Y)                    (local)
+OP_TRACK_OUT = 12  # Y = Y - G: the old gradient leaves    (local)
+OP_TRACK_IN = 13  # Y = Y + G: the new gradient enters     (local)
+OP_GOSSIP_Y = 14  # Y = W^t Y                              (communication)
 OP_NAMES = ("end", "step_z", "step_x", "oracle_z", "oracle_x", "adam_x", "copy_z", "gossip_z",
-            "gossip_x", "average_g")
+            "gossip_x", "average_g", "step_z_y", "step_x_y", "track_out", "track_in", "gossip_y")
 _PLAN_TABLE = {
     # Z = W^t (X - eta G_prev); G = g(Z); X = W^t (X - eta G)
     ALG_DPOSG: (OP_STEP_Z, OP_GOSSIP_Z, OP_ORACLE_Z, OP_STEP_X, OP_GOSSIP_X),
@@ -59,12 +68,20 @@ _PLAN_TABLE = {
     ALG_DPOADAM: (OP_ORACLE_X, OP_ADAM_X, OP_GOSSIP_X, OP_COPY_Z),
     # the gradients are averaged exactly, then one shared optimistic Adam step
     ALG_CPOADAM: (OP_ORACLE_X, OP_AVERAGE_G, OP_ADAM_X, OP_COPY_Z),
+    # X = W^t (X - eta Y); Y = W^t (Y + g(X) - G_prev); Z = X
+    ALG_GT_DA: (OP_STEP_X_Y, OP_GOSSIP_X, OP_TRACK_OUT, OP_ORACLE_X, OP_TRACK_IN, OP_GOSSIP_Y,
+                OP_COPY_Z),
+    # Z = W^t (X - eta Y); Y = W^t (Y + g(Z) - G_prev); X = W^t (X - eta Y)
+    ALG_DPOSG_GT: (OP_STEP_Z_Y, OP_GOSSIP_Z, OP_TRACK_OUT, OP_ORACLE_Z, OP_TRACK_IN, OP_GOSSIP_Y,
+                   OP_STEP_X_Y, OP_GOSSIP_X),
 }
 
 
 # iteration 0 (initialization): one oracle call at z0 for the optimistic methods
+# and for the tracking methods, Y = G (Y starts at 0)
 _INIT_TABLE = {ALG_DPOSG: (OP_ORACLE_Z,), ALG_DPOSG_SINGLE: (OP_ORACLE_Z,),
-               ALG_CPOSG: (OP_ORACLE_Z, OP_AVERAGE_G)}
+               ALG_CPOSG: (OP_ORACLE_Z, OP_AVERAGE_G), ALG_GT_DA: (OP_ORACLE_X, OP_TRACK_IN),
+               ALG_DPOSG_GT: (OP_ORACLE_Z, OP_TRACK_IN)}
 
 
 def _plan_array(table):
@@ -87,15 +104,16 @@ def local_ops(ops, p, k, workers, steps, operator, noise, constraints, work):
     """Run the local phases ops[p], ops[p + 1], ... of iteration k on a block of workers, in place,
     up to the first communication or the end of the plan. Returns the index of that operation
     (ops[index] is OP_END at the end). The arguments are the tuples of
-    :func:`minmaxlab.engine.driver.simulate` for the block: workers = (X, Z, G, Mom, Vel, Dprev,
-    state), steps = (eta, beta1, beta2, adam_eps), operator = (fid, P, A, S) with the block's rows
-    of A and S, noise = (noise_kind, noise_scale, batch, shifts) with its rows of shifts,
-    constraints = (proj_kind, proj_a, proj_b, dim_u); ``work`` is a (d,) array.
+    :func:`minmaxlab.engine.driver.simulate` for the block: workers = (X, Z, G, S1, S2, S3,
+    state) with the algorithm's own state S1..S3 (see :data:`STATE_USE`), steps = (eta, beta1,
+    beta2, adam_eps), operator = (fid, P, A, S) with the block's rows of A and S, noise =
+    (noise_kind, noise_scale, batch, shifts) with its rows of shifts, constraints = (proj_kind,
+    proj_a, proj_b, dim_u); ``work`` is a (d,) array.
 
     The MPI backend calls this between its communications. ``simulate`` runs the same phase
     kernels in the same dispatch inline (a call per segment would cost measurable time on small
     problems)."""
-    X, Z, G, Mom, Vel, Dprev, state = workers
+    X, Z, G, S1, S2, S3, state = workers
     eta, beta1, beta2, adam_eps = steps
     fid, P, A, S = operator
     noise_kind, noise_scale, batch, shifts = noise
@@ -116,13 +134,46 @@ def local_ops(ops, p, k, workers, steps, operator, noise, constraints, work):
         elif op == OP_ORACLE_X:
             oracle_all(X, G, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state)
         elif op == OP_ADAM_X:
-            adam_step(X, G, Mom, Vel, Dprev, eta, beta1, beta2, adam_eps, k)
+            adam_step(X, G, S1, S2, S3, eta, beta1, beta2, adam_eps, k)
             project_rows(X, proj_kind, proj_a, proj_b, eta, dim_u, work)
         elif op == OP_COPY_Z:
             copy_rows(Z.reshape(-1), X.reshape(-1))
+        elif op == OP_STEP_Z_Y or op == OP_STEP_X_Y:
+            tracked_step(op == OP_STEP_Z_Y, X, Z, S1, eta, flat, constraints, work)
+        elif op == OP_TRACK_OUT:
+            add_rows(S1.reshape(-1), G.reshape(-1), -1.0)
+        elif op == OP_TRACK_IN:
+            add_rows(S1.reshape(-1), G.reshape(-1), 1.0)
         else:
             return p
         p += 1
+
+
+@njit(cache=True)
+def tracked_step(to_z, X, Z, Y, eta, flat, constraints, work):
+    """Z = proj(X - eta Y) (to_z) or X = proj(X - eta Y): the steps of the tracking methods, on
+    the tracker Y in place of the gradient."""
+    proj_kind, proj_a, proj_b, dim_u = constraints
+    if to_z and flat > 0.0:
+        plain_step(Z, X, Y, flat)
+    elif to_z:
+        step_rows(Z, X, Y, eta, proj_kind, proj_a, proj_b, dim_u, work)
+    elif flat > 0.0:
+        plain_step_inplace(X, Y, flat)
+    else:
+        step_rows_inplace(X, Y, eta, proj_kind, proj_a, proj_b, dim_u, work)
+
+
+# What each algorithm keeps in the state rows S1, S2, S3 (one row per worker when its plan reads
+# them, else one row in all)
+STATE_USE = {"adam_x": ("first moment m", "second moment v", "last step D_{k-1}"),
+             "track_in": ("tracker Y of the mean gradient",)}
+
+
+def state_rows(alg: int) -> int:
+    """How many of S1, S2, S3 algorithm ``alg`` reads (0, 1 or 3)."""
+    ops = plan(alg) + plan(alg, init=True)
+    return max((len(use) for op, use in STATE_USE.items() if op in ops), default=0)
 
 
 def plan_counts(alg: int, init: bool = False) -> tuple[int, int, int]:

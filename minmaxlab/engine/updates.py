@@ -74,6 +74,14 @@ def copy_rows(Yf, Xf):
 
 
 @njit(cache=True)
+def add_rows(Yf, Gf, a):
+    """Y = Y + a G entrywise, on the flat views (a = 1 or -1: a gradient enters or leaves a
+    tracker; -1 times G is exact, so Y - G is what is computed)."""
+    for q in range(Yf.shape[0]):
+        Yf[q] += a * Gf[q]
+
+
+@njit(cache=True)
 def adam_step(X, G, Mom, Vel, Dprev, eta, beta1, beta2, adam_eps, k):
     """Optimistic Adam at iteration k >= 1, row by row: D_k = mhat_k / (sqrt(vhat_k) + eps);
     X <- X - 2 eta D_k + eta D_{k-1}. The moments (Mom, Vel) and D_{k-1} (Dprev) are per row."""

@@ -1,0 +1,220 @@
+"""The methods that came after DPOSG (gradient tracking, accelerated gossip) against tiny numpy
+references written here from their docstrings, their reductions (M = 1, W = J), and the facts
+their claims rest on."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minmaxlab as mml
+from minmaxlab.engine import gossip
+from minmaxlab.errors import AlgorithmError
+from minmaxlab.runsetup import topology_arrays
+from minmaxlab.testing import connected_graphs, problems
+
+SMALL = ["bilinear", "quadratic", "minty_bowl", "weak_mvi_quadratic", "forsaken", "dirac_gan"]
+
+
+def _F(prob, Z):
+    return np.array([prob.F_i(i, Z[i]) for i in range(prob.workers)])
+
+
+def chebyshev_matrix(W, t):
+    """P_t(W) = T_t(W / rho) / T_t(1 / rho) from W's eigendecomposition (T_t(x) = cos(t acos x)
+    on [-1, 1], cosh(t acosh x) above 1); W itself for t = 1, the identity for t = 0."""
+    lam, V = np.linalg.eigh(W)
+    M = W.shape[0]
+    rho = np.sort(np.abs(lam))[-2] if M > 1 else 0.0
+    if t == 0:
+        return np.eye(M)
+    if rho == 0.0:
+        return np.linalg.matrix_power(W, t)
+
+    def T(x):
+        x = np.asarray(x, dtype=float)
+        out = np.empty_like(x)
+        inside = np.abs(x) <= 1
+        out[inside] = np.cos(t * np.arccos(x[inside]))
+        big = ~inside
+        out[big] = np.sign(x[big]) ** t * np.cosh(t * np.arccosh(np.abs(x[big])))
+        return out
+
+    p = T(lam / rho) / T(np.array([1 / rho]))[0]
+    return (V * p) @ V.T
+
+
+def reference(key, prob, W, z0, iterations, eta, t, chebyshev=False):
+    """gt_da, dposg_gt, deg (deg_mc with chebyshev) and dposg, as their docstrings state them."""
+    M = prob.workers
+    P = chebyshev_matrix(W, t) if chebyshev else np.linalg.matrix_power(W, t)
+    X = np.tile(z0, (M, 1)).astype(float)
+    Z = X.copy()
+    G = _F(prob, X)
+    Y = G.copy()
+    for _ in range(iterations):
+        if key == "gt_da":
+            X = P @ (X - eta * Y)
+            Gn = _F(prob, X)
+            Y = P @ (Y + Gn - G)
+            G = Gn
+            Z = X
+        elif key == "dposg_gt":
+            Z = P @ (X - eta * Y)
+            Gn = _F(prob, Z)
+            Y = P @ (Y + Gn - G)
+            G = Gn
+            X = P @ (X - eta * Y)
+        elif key == "deg":
+            Z = P @ (X - eta * _F(prob, X))
+            X = P @ (X - eta * _F(prob, Z))
+        else:  # dposg
+            Z = P @ (X - eta * G)
+            G = _F(prob, Z)
+            X = P @ (X - eta * G)
+    return X, Z
+
+
+CASES = [("gt_da", lambda t: mml.GTDA(eta=0.07, rounds=t), False),
+         ("dposg_gt", lambda t: mml.DPOSGGT(eta=0.07, rounds=t), False),
+         ("deg", lambda t: mml.DEGMC(eta=0.07, rounds=t), True),
+         ("dposg", lambda t: mml.DPOSG(eta=0.07, rounds=t, gossip="chebyshev"), True),
+         ("dposg_gt", lambda t: mml.DPOSGGT(eta=0.07, rounds=t, gossip="chebyshev"), True)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), which=st.integers(0, len(CASES) - 1), t=st.integers(0, 4))
+def test_first_iterations_match_numpy_reference(data, which, t):
+    prob = data.draw(problems(families=SMALL, min_workers=1, max_workers=6))
+    G = data.draw(connected_graphs(prob.workers, prob.workers))
+    topo = mml.Topology.from_graph(G, rule=data.draw(st.sampled_from(["metropolis", "maxdegree"])))
+    key, make, cheb = CASES[which]
+    alg = make(t)
+    lo, hi = prob.box
+    z0 = lo + (hi - lo) * np.asarray(data.draw(st.lists(st.floats(0.3, 0.7), min_size=prob.dim,
+                                                        max_size=prob.dim)))
+    tr = mml.run(prob, topo, alg, iterations=2, z0=z0, record="all")
+    X, Z = reference(key, prob, topo.W, z0, 2, alg.eta, t, chebyshev=cheb)
+    assert np.allclose(tr.final_x, X, rtol=1e-9, atol=1e-11)
+    assert np.allclose(tr.final_z, Z, rtol=1e-9, atol=1e-11)
+
+
+def test_a_broken_tracker_is_caught_by_the_reference():
+    """Control of the reference test: the reference with Y = W^t (Y + G_new) (the old gradient
+    never leaves) differs from the engine after two iterations."""
+    prob = mml.problem("minty_bowl_hetero", workers=4)
+    topo = mml.topology("ring", 4)
+    z0 = np.full(prob.dim, 0.3)
+    tr = mml.run(prob, topo, mml.DPOSGGT(eta=0.07, rounds=1), iterations=2, z0=z0, record="all")
+    M, W = 4, topo.W
+    X = np.tile(z0, (M, 1))
+    G = _F(prob, X)
+    Y = G.copy()
+    for _ in range(2):
+        Z = W @ (X - 0.07 * Y)
+        Y = W @ (Y + _F(prob, Z))
+        X = W @ (X - 0.07 * Y)
+    assert not np.allclose(tr.final_x, X, rtol=1e-6)
+
+
+@pytest.mark.parametrize("alg, same", [
+    (mml.DPOSGGT(eta=0.05, rounds=2), mml.OSG(eta=0.05)),
+    (mml.GTDA(eta=0.05, rounds=2), mml.DSGDA(eta=0.05, rounds=2)),
+    (mml.DEGMC(eta=0.05, rounds=3), mml.DEG(eta=0.05, rounds=3)),
+    (mml.DPOSG(eta=0.05, rounds=3, gossip="chebyshev"), mml.DPOSG(eta=0.05, rounds=3)),
+])
+def test_one_worker_is_the_centralized_method_bit_for_bit(alg, same):
+    """M = 1: the tracker is the gradient (Y - G_prev = 0 exactly), the Chebyshev polynomial of
+    W = [1] is 1: the trajectories are identical."""
+    prob = mml.problem("minty_bowl", workers=1).with_noise(sigma=0.3)
+    topo = mml.topology("complete", 1)
+    a = mml.run(prob, topo, alg, iterations=50, seed=3)
+    b = mml.run(prob, topo, same, iterations=50, seed=3)
+    assert np.array_equal(a.final_x, b.final_x) and np.array_equal(a.final_z, b.final_z)
+
+
+@pytest.mark.parametrize("alg, same", [
+    (mml.DPOSGGT(eta=0.05, rounds=1), mml.CPOSG(eta=0.05)),
+    (mml.DEGMC(eta=0.05, rounds=3), mml.DEG(eta=0.05, rounds=3)),
+])
+def test_exact_averaging_is_the_centralized_method(alg, same):
+    """W = J: gradient tracking's Y is the mean gradient, so DPOSG-GT follows CPOSG (to rounding:
+    J Y sums in another order than CPOSG's average); rho(J) = 0 makes the Chebyshev rounds plain
+    ones, bit for bit."""
+    prob = mml.problem("minty_bowl_hetero", workers=6).with_noise(sigma=0.3)
+    topo = mml.topology("complete", 6)
+    a = mml.run(prob, topo, alg, iterations=60, seed=1)
+    b = mml.run(prob, topo, same, iterations=60, seed=1)
+    if isinstance(alg, mml.DEGMC):
+        assert np.array_equal(a.final_x, b.final_x)
+    else:
+        assert np.allclose(a.final_x, b.final_x, rtol=1e-10, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), t=st.integers(0, 12), d=st.integers(1, 3))
+def test_chebyshev_gossip_is_the_polynomial_and_contracts_by_its_bound(data, t, d):
+    """P_t(W) Y as the kernel computes it equals the eigendecomposition's, keeps the mean exactly
+    (to rounding) and contracts the disagreement by at most 1 / T_t(1 / rho), which is below
+    rho^t for t >= 2."""
+    n = data.draw(st.integers(2, 9))
+    topo = mml.Topology.from_graph(data.draw(connected_graphs(n, n)), rule="metropolis")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
+    Y = rng.normal(size=(n, d))
+    W = np.asarray(topo.W)
+    rho = float(topo.rho)
+    out = Y.copy()
+    tmp, prev = np.zeros_like(Y), np.zeros_like(Y)
+    indptr, indices, weights = topology_arrays(topo, n)[:3]
+    gossip.chebyshev_gossip(out, tmp, prev, t, 0, indptr, indices, weights, rho)
+    assert np.allclose(out, chebyshev_matrix(W, t) @ Y, atol=1e-10)
+    assert np.allclose(out.mean(0), Y.mean(0), atol=1e-12)
+    bound = 1.0 if t == 0 or rho == 0 else 1 / np.cosh(t * np.arccosh(1 / rho))
+    dis = np.linalg.norm(out - out.mean(0))
+    assert dis <= bound * np.linalg.norm(Y - Y.mean(0)) + 1e-10
+    if t >= 2 and 0 < rho < 1:
+        assert bound < rho**t
+
+
+def test_chebyshev_weights_do_not_overflow_and_tend_to_the_optimal_relaxation():
+    """For large t the weights approach 2 / (1 + sqrt(1 - rho^2)) (the optimal second-order
+    relaxation); no T_t is formed, so t = 10^4 at rho = 0.5 is finite."""
+    w = gossip.chebyshev_weights(0.5, 10_000)
+    assert np.all(np.isfinite(w)) and abs(w[-1] - 2 / (1 + np.sqrt(1 - 0.25))) < 1e-14
+    assert np.array_equal(gossip.chebyshev_weights(0.0, 5), np.ones(4))
+
+
+def test_gradient_tracking_removes_the_heterogeneity_floor():
+    """C10's setting at a glance (the study measures it): t = 1 on a ring of 16 heterogeneous
+    workers; DPOSG stalls, DPOSG-GT and GT-DA reach the solution; D-SGDA stalls like DPOSG."""
+    prob = mml.problem("minty_bowl_shifted", workers=16)
+    topo = mml.topology("ring", 16)
+    final = {}
+    for alg in (mml.DPOSG(eta=0.03, rounds=1), mml.DPOSGGT(eta=0.03, rounds=1),
+                mml.GTDA(eta=0.03, rounds=1), mml.DSGDA(eta=0.03, rounds=1)):
+        tr = mml.run(prob, topo, alg, iterations=3000, record=[3000], every_iteration=False)
+        final[alg.key] = float(tr.to_frame()["stationarity_avg"].iloc[-1])
+    assert final["dposg_gt"] < 1e-12 and final["gt_da"] < 1e-12
+    assert final["dposg"] > 1e-9 and final["dsgda"] > 1e-9
+
+
+def test_chebyshev_needs_a_fixed_topology_and_a_known_gossip():
+    prob = mml.problem("minty_bowl", workers=8)
+    seq = mml.topology_module.TimeVarying.one_peer_exponential(8)
+    with pytest.raises(AlgorithmError, match="fixed topology"):
+        mml.run(prob, seq, mml.DPOSG(eta=0.05, gossip="chebyshev"), iterations=3)
+    with pytest.raises(AlgorithmError, match="gossips: .'plain', 'chebyshev'"):
+        mml.algorithm("dposg", gossip="fast")
+    assert "gossip" not in mml.DPOSG(eta=0.05).label
+    assert mml.DPOSG(eta=0.05, gossip="chebyshev").label.endswith("gossip=chebyshev]")
+
+
+def test_the_tracker_costs_a_row_per_worker_and_a_third_gossip_phase():
+    prob = mml.problem("minty_bowl", workers=8)
+    ring = mml.topology("ring", 8)
+    assert mml.bytes_per_worker(prob, ring, mml.DPOSGGT())["state"] == 8 * prob.dim
+    assert mml.bytes_per_worker(prob, ring, mml.DPOSG())["state"] == 0
+    a = mml.run(prob, ring, mml.DPOSGGT(eta=0.05, rounds=2), iterations=10).to_frame()
+    b = mml.run(prob, ring, mml.DPOSG(eta=0.05, rounds=2), iterations=10).to_frame()
+    assert a["gossip_rounds"].iloc[-1] == 1.5 * b["gossip_rounds"].iloc[-1]
+    assert a["floats_sent_per_worker"].iloc[-1] == 1.5 * b["floats_sent_per_worker"].iloc[-1]
