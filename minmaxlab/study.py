@@ -478,6 +478,7 @@ def _identity_columns(cell, prob, topo, alg) -> dict:
         "schedule": a.get("schedule", "constant"),
         "schedule_eps": float(a["eps"]) if a.get("eps") is not None else np.nan,
         "variant": a.get("variant", ""),
+        "gossip": a.get("gossip", "plain"),
         "sigma": prob.noise.sigma,
         "batch": prob.noise.batch,
         "heterogeneity": prob.heterogeneity,

@@ -311,11 +311,72 @@ def test_heterogeneity_floor_exponent(p, verdict):
         assert [v.measured for v in expo] == pytest.approx([2.0, 2.0], abs=1e-6)
 
 
+def _gossip_table(a_cheb=0.5, a_plain=1.0, rhos=(0.8, 0.95, 0.987, 0.9968)):
+    """Floors that fall with t so that t_needed = 10 (1/(1 - rho))^a exactly, for each gossip."""
+    rows = []
+    ts = sorted({round(1.1**k) for k in range(0, 90)})
+    for rho in rhos:
+        for kind, a in (("chebyshev", a_cheb), ("plain", a_plain)):
+            need = 10 * (1 / (1 - rho)) ** a
+            for t in ts:
+                level = 1e-11 if t >= need else 1e-3
+                for k in (0, 50, 100):
+                    rows.append(dict(run_id=f"{rho}{kind}{t}", topology="ring",
+                                     topology_spec=f"ring{rho}", workers=int(1000 * rho), rho=rho,
+                                     rounds=t, gossip=kind, label=f"dposg[rounds={t}]", seed=0,
+                                     iteration=k, stationarity_workers=level, status="ok"))
+    return pd.DataFrame(rows)
+
+
+ACC = {"claim": "C10", "eps": 1e-10, "predicted": 0.5, "tolerance": 0.15, "gossip": "chebyshev"}
+
+
+@pytest.mark.parametrize("a_cheb, verdict", [(0.5, "pass"), (0.62, "pass"), (0.7, "fail"),
+                                             (1.0, "fail")])
+def test_accelerated_gossip_exponent_on_constructed_tables(a_cheb, verdict):
+    vs, res = CLAIMS["accelerated_gossip"].run(_gossip_table(a_cheb=a_cheb), ACC, _S())
+    check = [v for v in vs if v.verdict in ("pass", "fail", "inconclusive")]
+    assert len(check) == 1 and check[0].verdict == verdict
+    # the grid's 10% steps cost at most a few hundredths of exponent over this range of gaps
+    assert check[0].measured == pytest.approx(a_cheb, abs=0.05)
+    plain = [v for v in vs if v.verdict == "reported"]
+    assert plain[0].measured == pytest.approx(1.0, abs=0.05)
+
+
+def test_accelerated_gossip_is_inconclusive_without_reach_or_spectra():
+    never = _gossip_table()
+    never.loc[(never["rho"] == 0.9968) & (never["gossip"] == "chebyshev"),
+              "stationarity_workers"] = 1e-3
+    vs, _ = CLAIMS["accelerated_gossip"].run(never, ACC, _S())
+    assert [v.verdict for v in vs if v.verdict != "reported"] == ["inconclusive"]
+    two = _gossip_table(rhos=(0.8, 0.95))
+    vs, _ = CLAIMS["accelerated_gossip"].run(two, ACC, _S())
+    assert [v.verdict for v in vs if v.verdict != "reported"] == ["inconclusive"]
+
+
+def test_final_level_passes_below_the_threshold_and_fails_above():
+    rows = []
+    for label, last in (("dposg_gt", 1e-20), ("dposg", 1e-8)):
+        for k, value in ((0, 1.0), (100, last)):
+            rows.append(dict(run_id=label, label=label, topology="ring", workers=16, rho=0.9,
+                             seed=0, iteration=k, stationarity_avg=value,
+                             stationarity_workers=value, floats_sent_per_worker=2.0 * k,
+                             status="ok"))
+    vs, _ = CLAIMS["final_level"].run(pd.DataFrame(rows), {"claim": "C10", "threshold": 1e-12},
+                                      _S())
+    got = {v.setting.split(": ")[1].split(" on ")[0]: v.verdict for v in vs
+           if v.verdict != "reported"}
+    assert got == {"dposg_gt": "pass", "dposg": "fail"}
+    sent = [v.measured for v in vs if "floats" in v.setting]
+    assert sent == [2.0, 2.0]
+
+
 # ----------------------------------------------------------------------- every shipped control
 
 DECENTRALIZED = ["consensus_vs_rounds", "heterogeneity_floor", "limits", "mean_dynamics",
                  "mvi_boundary", "noise_floor_vs_batch_and_workers", "rate_vs_iterations",
-                 "rounds_needed_vs_spectral_gap", "speedup_vs_workers",
+                 "rounds_needed_vs_spectral_gap", "speedup_vs_workers", "gradient_tracking",
+                 "accelerated_gossip", "time_varying_gossip",
                  "wallclock_vs_latency_bandwidth"]
 
 
@@ -328,7 +389,8 @@ def test_every_shipped_control_fails_and_the_decentralized_claims_pass(tmp_path)
     s = res["summary"].set_index("claim")
     assert set(s.index) >= {"C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "wallclock"}
     assert (s["control_verdict"] == "fail").all(), s[["controls", "control_verdict"]]
-    for claim in ("C1", "C2", "C4", "C7", "C9"):
+    assert {"C10", "C11"} <= set(s.index)
+    for claim in ("C1", "C2", "C4", "C7", "C9", "C10", "C11"):
         assert s.loc[claim, "verdict"] == "pass", claim
     rows = pd.read_csv(tmp_path / "rep" / "claims.csv")
     assert {"control", "control_verdict"} <= set(rows.columns)

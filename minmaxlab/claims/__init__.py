@@ -3,6 +3,7 @@ its analysis, its figure and its negative control.
 
     C1 mean_dynamics   C2 consensus    C3 rate          C4 noise_floor     C5 speedup
     C6 rounds_needed   C7 limits       C8 boundary      C9 heterogeneity_floor
+    C10 final_level (tracking), accelerated_gossip; time-varying graphs final_level
     wallclock          GAN gan
 
 A study's ``[[claims]]`` entry names an analysis; its ``[[controls]]`` entries name settings in
@@ -15,8 +16,10 @@ could not have come out the other way).
 from __future__ import annotations
 
 from minmaxlab.claims import (
+    accelerated_gossip,
     boundary,
     consensus,
+    final_level,
     gan,
     heterogeneity_floor,
     limits,
@@ -35,7 +38,7 @@ __all__ = ["CLAIMS", "Claim", "attach_controls", "control_verdict", "evaluate",
 CLAIMS: dict[str, Claim] = {
     m.CLAIM.name: m.CLAIM
     for m in (mean_dynamics, consensus, rate, noise_floor, speedup, rounds_needed, limits, boundary,
-              heterogeneity_floor, wallclock, gan)
+              heterogeneity_floor, final_level, accelerated_gossip, wallclock, gan)
 }
 
 DECIDING = ("pass", "fail", "inconclusive")

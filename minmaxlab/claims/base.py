@@ -153,6 +153,7 @@ KEY_TYPES = {
     "eps_table": (lambda v: isinstance(v, list) and all(_number(x) and 0 < x < 1 for x in v),
                   "a list of numbers in (0, 1)"),
     "metric": (lambda v: isinstance(v, str), "a column name"),
+    "gossip": (lambda v: v in ("plain", "chebyshev"), '"plain" or "chebyshev"'),
     "expect": (lambda v: isinstance(v, dict) and all(
         set(str(x).split(" or ")) <= {"converge", "cycle", "diverge"} for x in v.values()),
         'a table of problem = "converge" | "cycle" | "diverge"'),
