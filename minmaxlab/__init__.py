@@ -20,6 +20,8 @@ from minmaxlab.algorithms import (
     Algorithm,
     CPOAdam,
     DPOAdam,
+    LocalOSGDA,
+    LocalSGDA,
     algorithm,
 )
 from minmaxlab.constraints import L1, Ball, Box, Simplex
@@ -44,7 +46,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ALGORITHMS", "Algorithm", "AlgorithmError", "Ball", "Box", "CPOAdam", "CPOSG", "ConfigError",
     "DEG", "DEGMC", "DPOAdam", "DPOSG", "DPOSGGT", "DSGDA", "FAMILIES", "GTDA", "L1",
-    "MinmaxlabError", "Noise", "OSG",
+    "LocalOSGDA", "LocalSGDA", "MinmaxlabError", "Noise", "OSG",
     "Problem", "ProblemError", "Simplex", "TimeVarying", "Topology", "TopologyError", "Trace",
     "accuracy", "algorithm", "bytes_per_worker", "certify", "problem", "run", "topology",
     "topology_module", "__version__",

@@ -378,6 +378,7 @@ class _Rank:
                     or plans.OP_AVERAGE_G in plans.INIT_PLANS[self.alg])
         self.Gfull = np.zeros((M, d)) if averages else None  # every worker's gradient, to average
         self.G = self.Gfull[self.lo: self.lo + m] if averages else np.zeros((m, d))
+        self.Xall = None  # every worker's X, for a periodic average (allocated at the first)
         # a tracker that is gossiped receives the neighbours' rows after the block's, as X and Z
         tracked = plans.OP_GOSSIP_Y in plans.PLANS[self.alg]
         self.S1ext, S2, S3 = algorithm_state(algorithm, m, d, extra=self.plan.halo if tracked else 0)
@@ -426,6 +427,20 @@ class _Rank:
         gossip.average_rows(self.Gfull)
         return spent
 
+    def _average_x(self) -> float:
+        """Exact averaging of X over all workers (the periodic average of the local-step
+        methods): Allgather into every worker's rows, the simulator's ordered sum, the block's
+        rows back."""
+        if self.Xall is None:
+            self.Xall = np.zeros((self.s.M, self.s.d))
+        self.Xall[self.lo: self.lo + self.m] = self.X
+        t0 = time.perf_counter()
+        self.comm.Allgather(self.MPI.IN_PLACE, [self.Xall, self.MPI.DOUBLE])
+        spent = time.perf_counter() - t0
+        gossip.average_rows(self.Xall)
+        self.X[:] = self.Xall[self.lo: self.lo + self.m]
+        return spent
+
     def _gather(self) -> None:
         """The blocks of Z and X to rank 0 (into gathered)."""
         MPI = self.MPI
@@ -449,6 +464,8 @@ class _Rank:
                 break
             if op == plans.OP_AVERAGE_G:
                 spent += self._average()
+            elif op == plans.OP_AVERAGE_X:
+                spent += self._average_x() if t > 0 else 0.0
             else:
                 spent += exchanges[op].rounds(t, self.gossip_rounds)
                 self.gossip_rounds += t

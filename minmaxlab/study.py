@@ -479,6 +479,7 @@ def _identity_columns(cell, prob, topo, alg) -> dict:
         "schedule_eps": float(a["eps"]) if a.get("eps") is not None else np.nan,
         "variant": a.get("variant", ""),
         "gossip": a.get("gossip", "plain"),
+        "local_steps": int(a.get("local_steps", 0)),
         "sigma": prob.noise.sigma,
         "batch": prob.noise.batch,
         "heterogeneity": prob.heterogeneity,

@@ -371,6 +371,51 @@ def test_final_level_passes_below_the_threshold_and_fails_above():
     assert sent == [2.0, 2.0]
 
 
+def _local_table(drift_from=None, seeds=(0, 1, 2)):
+    """Floats per iteration 1/tau; eps reached at iteration 100 for every tau (or never from
+    tau = drift_from on)."""
+    rows = []
+    for tau in (1, 2, 4, 8):
+        for seed in seeds:
+            for k in range(0, 401, 20):
+                never = drift_from is not None and tau >= drift_from
+                value = 1.0 if k < 100 or never else 1e-4
+                rows.append(dict(run_id=f"{tau}-{seed}", problem="p", workers=8, local_steps=tau,
+                                 seed=seed, iteration=k, stationarity_avg=value,
+                                 floats_sent_per_worker=10.0 * (k // tau), status="ok"))
+    return pd.DataFrame(rows)
+
+
+LOCAL = {"claim": "C12", "eps": 1e-3, "predicted": -1.0, "tolerance": 0.5, "smooth": 1}
+
+
+def test_local_steps_slope_and_a_drift_that_never_reaches_eps():
+    vs, pts = CLAIMS["local_steps"].run(_local_table(), LOCAL, _S())
+    check = [v for v in vs if v.verdict != "reported"]
+    assert len(check) == 1 and check[0].verdict == "pass"
+    assert check[0].measured == pytest.approx(-1.0, abs=0.02)
+    vs, _ = CLAIMS["local_steps"].run(_local_table(drift_from=4), LOCAL, _S())
+    check = [v for v in vs if v.verdict != "reported"]
+    assert check[0].verdict == "fail" and "never reached with local_steps 4, 8" in check[0].reason
+
+
+@pytest.mark.slow
+def test_local_steps_study_reads_as_documented(tmp_path):
+    """What studies/local_steps.toml says of itself: on ||F(zbar)||^2 the control passes (the
+    average hides the drift), so that check fails; on the workers' own stationarity the claim
+    passes and its control never reaches eps at the largest tau."""
+    from minmaxlab.study import load_study, run_study
+
+    res = run_study(load_study(ROOT / "studies" / "local_steps.toml"), out=tmp_path, jobs=1,
+                    progress=False)
+    checks = {v.setting.split(", floats to ")[1].split(" <=")[0]: v for v in res.verdicts
+              if v.verdict != "reported"}
+    assert checks["stationarity_avg"].verdict == "fail"
+    assert checks["stationarity_avg"].control_verdict == "pass"
+    assert checks["stationarity_workers"].verdict == "pass"
+    assert checks["stationarity_workers"].control_verdict == "fail"
+
+
 # ----------------------------------------------------------------------- every shipped control
 
 DECENTRALIZED = ["consensus_vs_rounds", "heterogeneity_floor", "limits", "mean_dynamics",

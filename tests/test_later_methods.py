@@ -1,6 +1,6 @@
-"""The methods that came after DPOSG (gradient tracking, accelerated gossip) against tiny numpy
-references written here from their docstrings, their reductions (M = 1, W = J), and the facts
-their claims rest on."""
+"""The methods that came after DPOSG (gradient tracking, accelerated gossip, local steps) against
+tiny numpy references written here from their docstrings, their reductions (M = 1, W = J), and
+the facts their claims rest on."""
 
 import numpy as np
 import pytest
@@ -47,11 +47,13 @@ def chebyshev_matrix(W, t):
 def reference(key, prob, W, z0, iterations, eta, t, chebyshev=False):
     """gt_da, dposg_gt, deg (deg_mc with chebyshev) and dposg, as their docstrings state them."""
     M = prob.workers
-    P = chebyshev_matrix(W, t) if chebyshev else np.linalg.matrix_power(W, t)
+    P = chebyshev_matrix(W, t) if chebyshev else np.linalg.matrix_power(W, max(t, 0))
     X = np.tile(z0, (M, 1)).astype(float)
     Z = X.copy()
     G = _F(prob, X)
     Y = G.copy()
+    if key == "local_sgda":
+        G = np.zeros_like(X)
     for _ in range(iterations):
         if key == "gt_da":
             X = P @ (X - eta * Y)
@@ -65,6 +67,18 @@ def reference(key, prob, W, z0, iterations, eta, t, chebyshev=False):
             Y = P @ (Y + Gn - G)
             G = Gn
             X = P @ (X - eta * Y)
+        elif key in ("local_sgda", "local_osgda"):
+            k = _ + 1
+            if key == "local_sgda":
+                X = X - eta * _F(prob, X)
+            else:
+                Z = X - eta * G
+                G = _F(prob, Z)
+                X = X - eta * G
+            if k % t == 0:
+                X = np.tile(X.mean(0), (M, 1))
+            if key == "local_sgda":
+                Z = X
         elif key == "deg":
             Z = P @ (X - eta * _F(prob, X))
             X = P @ (X - eta * _F(prob, Z))
@@ -79,7 +93,9 @@ CASES = [("gt_da", lambda t: mml.GTDA(eta=0.07, rounds=t), False),
          ("dposg_gt", lambda t: mml.DPOSGGT(eta=0.07, rounds=t), False),
          ("deg", lambda t: mml.DEGMC(eta=0.07, rounds=t), True),
          ("dposg", lambda t: mml.DPOSG(eta=0.07, rounds=t, gossip="chebyshev"), True),
-         ("dposg_gt", lambda t: mml.DPOSGGT(eta=0.07, rounds=t, gossip="chebyshev"), True)]
+         ("dposg_gt", lambda t: mml.DPOSGGT(eta=0.07, rounds=t, gossip="chebyshev"), True),
+         ("local_sgda", lambda t: mml.LocalSGDA(eta=0.07, local_steps=max(t, 1)), False),
+         ("local_osgda", lambda t: mml.LocalOSGDA(eta=0.07, local_steps=max(t, 1)), False)]
 
 
 @settings(max_examples=40, deadline=None)
@@ -93,8 +109,9 @@ def test_first_iterations_match_numpy_reference(data, which, t):
     lo, hi = prob.box
     z0 = lo + (hi - lo) * np.asarray(data.draw(st.lists(st.floats(0.3, 0.7), min_size=prob.dim,
                                                         max_size=prob.dim)))
-    tr = mml.run(prob, topo, alg, iterations=2, z0=z0, record="all")
-    X, Z = reference(key, prob, topo.W, z0, 2, alg.eta, t, chebyshev=cheb)
+    tr = mml.run(prob, topo, alg, iterations=3, z0=z0, record="all")
+    X, Z = reference(key, prob, topo.W, z0, 3, alg.eta, getattr(alg, "local_steps", t),
+                     chebyshev=cheb)
     assert np.allclose(tr.final_x, X, rtol=1e-9, atol=1e-11)
     assert np.allclose(tr.final_z, Z, rtol=1e-9, atol=1e-11)
 
@@ -122,6 +139,8 @@ def test_a_broken_tracker_is_caught_by_the_reference():
     (mml.GTDA(eta=0.05, rounds=2), mml.DSGDA(eta=0.05, rounds=2)),
     (mml.DEGMC(eta=0.05, rounds=3), mml.DEG(eta=0.05, rounds=3)),
     (mml.DPOSG(eta=0.05, rounds=3, gossip="chebyshev"), mml.DPOSG(eta=0.05, rounds=3)),
+    (mml.LocalSGDA(eta=0.05, local_steps=3), mml.DSGDA(eta=0.05, rounds=1)),
+    (mml.LocalOSGDA(eta=0.05, local_steps=3), mml.OSG(eta=0.05)),
 ])
 def test_one_worker_is_the_centralized_method_bit_for_bit(alg, same):
     """M = 1: the tracker is the gradient (Y - G_prev = 0 exactly), the Chebyshev polynomial of
@@ -136,11 +155,12 @@ def test_one_worker_is_the_centralized_method_bit_for_bit(alg, same):
 @pytest.mark.parametrize("alg, same", [
     (mml.DPOSGGT(eta=0.05, rounds=1), mml.CPOSG(eta=0.05)),
     (mml.DEGMC(eta=0.05, rounds=3), mml.DEG(eta=0.05, rounds=3)),
+    (mml.LocalSGDA(eta=0.05, local_steps=1), mml.DSGDA(eta=0.05, rounds=1)),
 ])
 def test_exact_averaging_is_the_centralized_method(alg, same):
     """W = J: gradient tracking's Y is the mean gradient, so DPOSG-GT follows CPOSG (to rounding:
     J Y sums in another order than CPOSG's average); rho(J) = 0 makes the Chebyshev rounds plain
-    ones, bit for bit."""
+    ones, bit for bit; one local step between averages is D-SGDA with W = J."""
     prob = mml.problem("minty_bowl_hetero", workers=6).with_noise(sigma=0.3)
     topo = mml.topology("complete", 6)
     a = mml.run(prob, topo, alg, iterations=60, seed=1)

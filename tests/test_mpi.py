@@ -238,7 +238,8 @@ ALGORITHMS = [mml.DPOSG(eta=0.05, rounds=2), mml.DPOSG(eta=0.05, rounds=2, varia
               mml.CPOSG(eta=0.05), mml.DSGDA(eta=0.05, rounds=2), mml.DEG(eta=0.05, rounds=2),
               mml.DPOAdam(eta=0.01, rounds=2), mml.CPOAdam(eta=0.01), mml.GTDA(eta=0.05, rounds=2),
               mml.DPOSGGT(eta=0.05, rounds=2), mml.DEGMC(eta=0.05, rounds=3),
-              mml.DPOSG(eta=0.05, rounds=3, gossip="chebyshev")]
+              mml.DPOSG(eta=0.05, rounds=3, gossip="chebyshev"), mml.LocalSGDA(eta=0.05, local_steps=3),
+              mml.LocalOSGDA(eta=0.05, local_steps=4)]
 
 
 @pytest.mark.parametrize("alg", ALGORITHMS, ids=lambda a: a.label)
@@ -273,6 +274,9 @@ def test_plans_driven_from_python_reproduce_the_simulator(alg):
                 break
             if ops[p] == plans.OP_AVERAGE_G:
                 gossip.average_rows(G)
+            elif ops[p] == plans.OP_AVERAGE_X:
+                if t > 0:
+                    gossip.average_rows(X)
             else:
                 done += gossip.gossip_phase(gossiped[ops[p]], tmp, prev, t, done, graph)
             p += 1

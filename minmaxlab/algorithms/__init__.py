@@ -314,6 +314,55 @@ class DPOSGGT(_Gossiping):
 
 
 @dataclass(frozen=True)
+class LocalSGDA(Algorithm):
+    """Local stochastic gradient descent-ascent with periodic averaging: every worker takes
+    ``local_steps`` (tau) steps on its own oracle, then the workers' iterates are averaged
+    exactly (a server or an all-reduce):
+        X = X - eta g(X);  every tau-th iteration X = (1/M) 1 1^T X;  Z = X
+    One oracle call per iteration and one average of d floats per tau iterations. Problem
+    class: smooth (strongly-)convex-(strongly-)concave and nonconvex-(strongly-)concave games;
+    guarantee (Deng and Mahdavi): with iid workers the same rate as minibatch SGDA with tau
+    times fewer communications, up to a drift term that grows with tau eta and, for
+    heterogeneous workers, with their dissimilarity. tau = 1 is parallel SGDA with an average
+    every step; M = 1 is SGDA. Reference: Deng, Mahdavi, Local Stochastic Gradient Descent Ascent:
+    Convergence Analysis and Communication Efficiency, AISTATS 2021.
+    """
+
+    local_steps: int = 1
+
+    key: ClassVar[str] = "local_sgda"
+    alg_id: ClassVar[int] = plans.ALG_LOCAL_SGDA
+    decentralized: ClassVar[bool] = False
+    optimistic: ClassVar[bool] = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        tau = self.local_steps
+        if isinstance(tau, bool) or not isinstance(tau, (int, np.integer)) or tau < 1:
+            raise AlgorithmError(f"{self.key}: local_steps must be an integer >= 1, got {tau!r}")
+        object.__setattr__(self, "local_steps", int(tau))
+
+    def rounds_schedule(self, iterations, rho):
+        # 1 on the iterations that end with the average, 0 on the others
+        k = np.arange(1, iterations + 1)
+        return (k % self.local_steps == 0).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class LocalOSGDA(LocalSGDA):
+    """Local optimistic SGDA: the local steps are optimistic (past-extragradient) ones, with the
+    iterates averaged every ``local_steps`` iterations:
+        Z = X - eta G_prev;  G = g(Z);  X = X - eta G;  every tau-th iteration X = (1/M) 1 1^T X
+    (G_prev stays local). M = 1 is OSG. Reference: Deng, Mahdavi, AISTATS 2021 (local SGDA and its
+    optimistic variant); Liu et al., ICLR 2020 (OSG).
+    """
+
+    key: ClassVar[str] = "local_osgda"
+    alg_id: ClassVar[int] = plans.ALG_LOCAL_OSGDA
+    optimistic: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
 class DPOAdam(_Gossiping):
     """Decentralized parallel optimistic Adam (the adaptive variant used for GAN training):
         g_i = g_i(x_i);  m_i = b1 m_i + (1 - b1) g_i;  v_i = b2 v_i + (1 - b2) g_i^2;
@@ -368,7 +417,8 @@ def _validate_adam(a):
 
 
 ALGORITHMS: dict[str, type[Algorithm]] = {
-    cls.key: cls for cls in (DPOSG, CPOSG, OSG, DSGDA, DEG, DPOAdam, CPOAdam, DEGMC, GTDA, DPOSGGT)
+    cls.key: cls for cls in (DPOSG, CPOSG, OSG, DSGDA, DEG, DPOAdam, CPOAdam, DEGMC, GTDA, DPOSGGT,
+                            LocalSGDA, LocalOSGDA)
 }
 
 
@@ -400,4 +450,4 @@ def algorithm(name: str, **params) -> Algorithm:
 
 
 __all__ = ["Algorithm", "DPOSG", "CPOSG", "OSG", "DSGDA", "DEG", "DPOAdam", "CPOAdam", "DEGMC",
-           "GTDA", "DPOSGGT", "ALGORITHMS", "algorithm"]
+           "GTDA", "DPOSGGT", "LocalSGDA", "LocalOSGDA", "ALGORITHMS", "algorithm"]

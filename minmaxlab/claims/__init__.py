@@ -3,7 +3,8 @@ its analysis, its figure and its negative control.
 
     C1 mean_dynamics   C2 consensus    C3 rate          C4 noise_floor     C5 speedup
     C6 rounds_needed   C7 limits       C8 boundary      C9 heterogeneity_floor
-    C10 final_level (tracking), accelerated_gossip; time-varying graphs final_level
+    C10 final_level (tracking), accelerated_gossip; time-varying graphs final_level;
+    local steps local_steps
     wallclock          GAN gan
 
 A study's ``[[claims]]`` entry names an analysis; its ``[[controls]]`` entries name settings in
@@ -23,6 +24,7 @@ from minmaxlab.claims import (
     gan,
     heterogeneity_floor,
     limits,
+    local_steps,
     mean_dynamics,
     noise_floor,
     rate,
@@ -38,7 +40,7 @@ __all__ = ["CLAIMS", "Claim", "attach_controls", "control_verdict", "evaluate",
 CLAIMS: dict[str, Claim] = {
     m.CLAIM.name: m.CLAIM
     for m in (mean_dynamics, consensus, rate, noise_floor, speedup, rounds_needed, limits, boundary,
-              heterogeneity_floor, final_level, accelerated_gossip, wallclock, gan)
+              heterogeneity_floor, final_level, accelerated_gossip, local_steps, wallclock, gan)
 }
 
 DECIDING = ("pass", "fail", "inconclusive")

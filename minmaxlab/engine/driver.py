@@ -18,6 +18,7 @@ from minmaxlab.engine.oracle import add_noise, oracle_all, oracle_is_mean
 from minmaxlab.engine.plans import (
     INIT_PLANS,
     OP_ADAM_X,
+    OP_AVERAGE_G,
     OP_COPY_Z,
     OP_END,
     OP_GOSSIP_X,
@@ -166,8 +167,10 @@ def simulate(alg, rounds, operator, noise, graph, steps, constraints, workers, r
                 add_rows(S1.reshape(-1), Gf, 1.0)
             elif op == OP_GOSSIP_Y:
                 gossip_rounds += gossip_phase(S1, tmpg, tmpM, t, gossip_rounds, graph)
-            else:  # OP_AVERAGE_G
+            elif op == OP_AVERAGE_G:
                 average_rows(G)
+            elif t > 0:  # OP_AVERAGE_X on an iteration that averages
+                average_rows(X)
             p += 1
         calls, sent = costs(alg, k, t, d, M, avg_degree)
         oracle_calls += calls

@@ -29,6 +29,8 @@ ALG_DPOADAM = 5
 ALG_CPOADAM = 6
 ALG_GT_DA = 7
 ALG_DPOSG_GT = 8
+ALG_LOCAL_SGDA = 9
+ALG_LOCAL_OSGDA = 10
 
 
 # An algorithm's iteration is a plan: a sequence of local phases and communications. PLANS[alg] is
@@ -51,8 +53,11 @@ OP_STEP_X_Y = 11  # X = proj(X - eta Y)                    (local)
 OP_TRACK_OUT = 12  # Y = Y - G: the old gradient leaves    (local)
 OP_TRACK_IN = 13  # Y = Y + G: the new gradient enters     (local)
 OP_GOSSIP_Y = 14  # Y = W^t Y                              (communication)
+# local steps: the rounds of iteration k say whether it ends with an average (t > 0) or not
+OP_AVERAGE_X = 15  # every row of X = the mean row if t > 0 (communication: all-reduce)
 OP_NAMES = ("end", "step_z", "step_x", "oracle_z", "oracle_x", "adam_x", "copy_z", "gossip_z",
-            "gossip_x", "average_g", "step_z_y", "step_x_y", "track_out", "track_in", "gossip_y")
+            "gossip_x", "average_g", "step_z_y", "step_x_y", "track_out", "track_in", "gossip_y",
+            "average_x")
 _PLAN_TABLE = {
     # Z = W^t (X - eta G_prev); G = g(Z); X = W^t (X - eta G)
     ALG_DPOSG: (OP_STEP_Z, OP_GOSSIP_Z, OP_ORACLE_Z, OP_STEP_X, OP_GOSSIP_X),
@@ -74,6 +79,10 @@ _PLAN_TABLE = {
     # Z = W^t (X - eta Y); Y = W^t (Y + g(Z) - G_prev); X = W^t (X - eta Y)
     ALG_DPOSG_GT: (OP_STEP_Z_Y, OP_GOSSIP_Z, OP_TRACK_OUT, OP_ORACLE_Z, OP_TRACK_IN, OP_GOSSIP_Y,
                    OP_STEP_X_Y, OP_GOSSIP_X),
+    # X = X - eta g(X), then X = mean row every tau-th iteration; Z = X
+    ALG_LOCAL_SGDA: (OP_ORACLE_X, OP_STEP_X, OP_AVERAGE_X, OP_COPY_Z),
+    # Z = X - eta G_prev; G = g(Z); X = X - eta G, then X = mean row every tau-th iteration
+    ALG_LOCAL_OSGDA: (OP_STEP_Z, OP_ORACLE_Z, OP_STEP_X, OP_AVERAGE_X),
 }
 
 
@@ -81,7 +90,7 @@ _PLAN_TABLE = {
 # and for the tracking methods, Y = G (Y starts at 0)
 _INIT_TABLE = {ALG_DPOSG: (OP_ORACLE_Z,), ALG_DPOSG_SINGLE: (OP_ORACLE_Z,),
                ALG_CPOSG: (OP_ORACLE_Z, OP_AVERAGE_G), ALG_GT_DA: (OP_ORACLE_X, OP_TRACK_IN),
-               ALG_DPOSG_GT: (OP_ORACLE_Z, OP_TRACK_IN)}
+               ALG_DPOSG_GT: (OP_ORACLE_Z, OP_TRACK_IN), ALG_LOCAL_OSGDA: (OP_ORACLE_Z,)}
 
 
 def _plan_array(table):
@@ -179,16 +188,18 @@ def state_rows(alg: int) -> int:
 def plan_counts(alg: int, init: bool = False) -> tuple[int, int, int]:
     """(oracle calls, gossip phases, exact averages) of one iteration of algorithm ``alg`` (of its
     initialization with ``init``), counted from its plan: the one place an algorithm's costs come
-    from (the engines' records and the cost model read them here)."""
+    from (the engines' records and the cost model read them here). A periodic average
+    (average_x) counts as one; it costs only on the iterations whose rounds are > 0."""
     ops = plan(alg, init=init)
     return (sum(op.startswith("oracle") for op in ops), sum(op.startswith("gossip") for op in ops),
-            ops.count("average_g"))
+            ops.count("average_g") + ops.count("average_x"))
 
 
 # per algorithm: (oracle calls, gossip phases, exact averages) of an iteration, then of the
-# initialization; the kernels read them here instead of counting the plan at every iteration
-PHASE_COUNTS = np.array([[*plan_counts(a), *plan_counts(a, init=True)] for a in range(len(PLANS))],
-                        dtype=np.int64)
+# initialization, then its periodic averages; the kernels read them here instead of counting the
+# plan at every iteration
+PHASE_COUNTS = np.array([[*plan_counts(a), *plan_counts(a, init=True), plan(a).count("average_x")]
+                         for a in range(len(PLANS))], dtype=np.int64)
 
 
 @njit(cache=True)
@@ -199,4 +210,6 @@ def costs(alg, k, t, d, M, avg_degree):
     neighbour, an exact average 2 d (M - 1) / M floats (ring all-reduce)."""
     c = 3 if k == 0 else 0
     calls, gossips, averages = PHASE_COUNTS[alg, c], PHASE_COUNTS[alg, c + 1], PHASE_COUNTS[alg, c + 2]
+    if k > 0 and t == 0:  # an iteration without its periodic average
+        averages -= PHASE_COUNTS[alg, 6]
     return float(calls), gossips * (t * d * avg_degree) + averages * (2.0 * d * (M - 1) / M)
