@@ -18,7 +18,8 @@ from minmaxlab.meta import provenance
 from minmaxlab.shipped import study_files
 from minmaxlab.workers import check_jobs
 
-CLAIM_ORDER = ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "wallclock", "GAN"]
+CLAIM_ORDER = ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "C10", "C11", "C12",
+               "wallclock", "GAN"]
 
 
 def _fmt(x) -> str:
@@ -186,7 +187,11 @@ def verify(quick: bool = True, out: str | Path = "report", jobs: int | None = No
         ct.insert(0, "study", study.name)
         control_rows.append(ct)
         for c in study.claims:
-            titles.setdefault(c["claim"], study.title.split(": ", 1)[-1])
+            head, _, rest = study.title.partition(": ")
+            if head == c["claim"]:  # the claim's own study ("C6: ...") names it
+                titles[c["claim"]] = rest
+            else:
+                titles.setdefault(c["claim"], rest or head)
         figures += drawn.get(study.name, [])
     if not all_rows:
         raise ConfigError("verify: no study to run (every selected study has verify = false)")

@@ -399,6 +399,25 @@ def test_local_steps_slope_and_a_drift_that_never_reaches_eps():
     assert check[0].verdict == "fail" and "never reached with local_steps 4, 8" in check[0].reason
 
 
+def test_comparison_reports_what_each_method_spent_and_decides_nothing():
+    rows = []
+    for label, rate, calls in (("a", 1.0, 1), ("b", 0.5, 2)):
+        for seed in (0, 1):
+            for k in range(0, 101, 10):
+                rows.append(dict(run_id=f"{label}{seed}", problem="p", label=label, seed=seed,
+                                 iteration=k, stationarity_avg=10.0 ** (-rate * k / 10),
+                                 oracle_calls=calls * k, gossip_rounds=2 * k,
+                                 floats_sent_per_worker=20.0 * k, status="ok"))
+    vs, pts = CLAIMS["comparison"].run(pd.DataFrame(rows), {"claim": "cmp", "eps": 1e-4,
+                                                            "smooth": 1}, _S())
+    assert {v.verdict for v in vs} == {"reported"}
+    got = pts.set_index("label")
+    # a: 10^-k/10 <= 1e-4 from k = 40; b: 10^-k/20 from k = 80, with two calls per iteration
+    assert got.loc["a", "iteration"] == 40 and got.loc["b", "iteration"] == 80
+    assert got.loc["b", "oracle_calls"] == 160 and got.loc["a", "floats_sent_per_worker"] == 800
+    assert got.loc["a", "final"] == pytest.approx(1e-10)
+
+
 @pytest.mark.slow
 def test_local_steps_study_reads_as_documented(tmp_path):
     """What studies/local_steps.toml says of itself: on ||F(zbar)||^2 the control passes (the

@@ -4,7 +4,7 @@ its analysis, its figure and its negative control.
     C1 mean_dynamics   C2 consensus    C3 rate          C4 noise_floor     C5 speedup
     C6 rounds_needed   C7 limits       C8 boundary      C9 heterogeneity_floor
     C10 final_level (tracking), accelerated_gossip; time-varying graphs final_level;
-    local steps local_steps
+    local steps local_steps     the methods side by side: comparison (reports only)
     wallclock          GAN gan
 
 A study's ``[[claims]]`` entry names an analysis; its ``[[controls]]`` entries name settings in
@@ -19,6 +19,7 @@ from __future__ import annotations
 from minmaxlab.claims import (
     accelerated_gossip,
     boundary,
+    comparison,
     consensus,
     final_level,
     gan,
@@ -40,7 +41,8 @@ __all__ = ["CLAIMS", "Claim", "attach_controls", "control_verdict", "evaluate",
 CLAIMS: dict[str, Claim] = {
     m.CLAIM.name: m.CLAIM
     for m in (mean_dynamics, consensus, rate, noise_floor, speedup, rounds_needed, limits, boundary,
-              heterogeneity_floor, final_level, accelerated_gossip, local_steps, wallclock, gan)
+              heterogeneity_floor, final_level, accelerated_gossip, local_steps, wallclock, gan,
+              comparison)
 }
 
 DECIDING = ("pass", "fail", "inconclusive")

@@ -33,6 +33,7 @@ class Claim:
     divergence: str = "fails"
     optional: tuple = ()  # the other keys its [[claims]] entry may give
     experiments: tuple = ("trajectory",)  # what the study's cells must run for it
+    decides: bool = True  # False: an analysis that only reports (a comparison of methods)
 
     def validate(self, path, k, spec, experiment="trajectory"):
         """Keys known to this analysis, with the types it reads them as; the right experiment."""
@@ -70,7 +71,7 @@ class Claim:
         if len(table):
             more, points = self.analyse(table, spec, study)
             verdicts += more
-        if not any(v.verdict in ("pass", "fail", "inconclusive") for v in verdicts):
+        if self.decides and not any(v.verdict in ("pass", "fail", "inconclusive") for v in verdicts):
             verdicts.append(inconclusive(spec, study, "the runs leave nothing to decide on"))
         return verdicts, points
 
