@@ -12,6 +12,7 @@ from minmaxlab.algorithms import (
     CPOSG,
     DEG,
     DEGMC,
+    DMHSGD,
     DPOSG,
     DPOSGGT,
     DSGDA,
@@ -45,7 +46,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ALGORITHMS", "Algorithm", "AlgorithmError", "Ball", "Box", "CPOAdam", "CPOSG", "ConfigError",
-    "DEG", "DEGMC", "DPOAdam", "DPOSG", "DPOSGGT", "DSGDA", "FAMILIES", "GTDA", "L1",
+    "DEG", "DEGMC", "DMHSGD", "DPOAdam", "DPOSG", "DPOSGGT", "DSGDA", "FAMILIES", "GTDA", "L1",
     "LocalOSGDA", "LocalSGDA", "MinmaxlabError", "Noise", "OSG",
     "Problem", "ProblemError", "Simplex", "TimeVarying", "Topology", "TopologyError", "Trace",
     "accuracy", "algorithm", "bytes_per_worker", "certify", "problem", "run", "topology",

@@ -83,11 +83,11 @@ from minmaxlab.errors import MinmaxlabError
 from minmaxlab.problems.base import Problem
 from minmaxlab.runsetup import (
     algorithm_state,
+    algorithm_streams,
     check_run_options,
     kernels_for,
     make_trace,
     prepare,
-    worker_streams,
 )
 
 FAIL_ENV = "MINMAXLAB_MPI_FAIL_AT"
@@ -386,7 +386,7 @@ class _Rank:
         fid, P, A, S = data
         # the arguments of engine.plans.local_ops after (ops, p, k)
         self.args = ((self.X, self.Z, self.G, S1, S2, S3,
-                      worker_streams(seed, m, offset=self.lo)),
+                      algorithm_streams(algorithm, seed, m, offset=self.lo)),
                      (setup.eta, *(float(a) for a in setup.adam)), (fid, P, A, S),
                      (setup.noise_kind, setup.noise_scale, setup.batch, shifts),
                      (setup.proj_kind, setup.proj_a, setup.proj_b, problem.dim_u), np.empty(d))

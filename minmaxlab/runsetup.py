@@ -14,7 +14,7 @@ import numpy as np
 from minmaxlab.algorithms import OSG, Algorithm
 from minmaxlab.constraints import encode_pair
 from minmaxlab.engine import chain, driver, metrics, oracle, streams
-from minmaxlab.engine.plans import state_rows
+from minmaxlab.engine.plans import replays_samples, state_rows
 from minmaxlab.errors import AlgorithmError, MinmaxlabError
 from minmaxlab.meta import provenance
 from minmaxlab.problems.base import Problem
@@ -34,13 +34,24 @@ def worker_streams(seed: int, workers: int, offset: int = 0) -> np.ndarray:
     return streams.seed_states(seed, workers, offset)
 
 
+def algorithm_streams(algorithm: Algorithm, seed: int, workers: int, offset: int = 0) -> np.ndarray:
+    """The workers' random streams (:func:`worker_streams`), with room for a mark per worker when
+    the algorithm replays samples (its words STATE_WORDS.. hold the mark; the draws are the same)."""
+    state = worker_streams(seed, workers, offset)
+    if replays_samples(algorithm.alg_id):
+        state = np.ascontiguousarray(np.concatenate([state, state], axis=1))
+    return state
+
+
 def algorithm_state(algorithm: Algorithm, workers: int, dim: int, extra: int = 0):
     """The algorithm's own state rows S1, S2, S3 (:data:`minmaxlab.engine.plans.STATE_USE`:
     optimistic Adam's moments and last step, a gradient tracker), one row per worker for those
     its plan reads and one row in all for the others (8 x dim bytes per worker saved each).
-    ``extra`` more rows after the workers' (the rows an MPI rank receives from its neighbours)."""
+    ``extra`` more rows of S1 after the workers' (the rows an MPI rank receives from its
+    neighbours when S1, a tracker, is gossiped)."""
     used = state_rows(algorithm.alg_id)
-    return tuple(np.zeros((workers + extra if s < used else 1, dim)) for s in range(3))
+    return tuple(np.zeros((workers + (extra if s == 0 else 0) if s < used else 1, dim))
+                 for s in range(3))
 
 
 def record_points(iterations: int, record=None) -> np.ndarray:

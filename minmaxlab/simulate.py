@@ -20,6 +20,7 @@ from minmaxlab.runsetup import (  # noqa: F401 (public names of a run, re-export
     BACKENDS,
     Trace,
     algorithm_state,
+    algorithm_streams,
     check_run_options,
     default_start,
     kernels_for,
@@ -66,7 +67,7 @@ def run(problem: Problem, topology, algorithm: Algorithm, iterations: int, seed:
         Z = X.copy()
         G = np.zeros((M, d))
         S1, S2, S3 = algorithm_state(algorithm, M, d)
-        state = worker_streams(seed, M)
+        state = algorithm_streams(algorithm, seed, M)
         out = np.full((s.record.shape[0] + 1, metrics.NCOL), np.nan)
         traj = np.full((s.record.shape[0] + 1 if record_iterates else 0, d), np.nan)
     except MemoryError as exc:

@@ -480,6 +480,7 @@ def _identity_columns(cell, prob, topo, alg) -> dict:
         "variant": a.get("variant", ""),
         "gossip": a.get("gossip", "plain"),
         "local_steps": int(a.get("local_steps", 0)),
+        "beta": float(a.get("beta", np.nan)),
         "sigma": prob.noise.sigma,
         "batch": prob.noise.batch,
         "heterogeneity": prob.heterogeneity,

@@ -399,6 +399,23 @@ def test_local_steps_slope_and_a_drift_that_never_reaches_eps():
     assert check[0].verdict == "fail" and "never reached with local_steps 4, 8" in check[0].reason
 
 
+@pytest.mark.parametrize("power, verdict", [(1.0, "pass"), (0.8, "pass"), (0.0, "fail"),
+                                            (-1.0, "fail")])
+def test_variance_reduction_slope_in_beta(power, verdict):
+    rows = []
+    for beta in (1e-4, 3e-4, 1e-3):
+        for seed in (0, 1):
+            for k in (0, 500, 1000):
+                rows.append(dict(run_id=f"{beta}-{seed}", problem="q", workers=8, topology="ring",
+                                 beta=beta, label=f"dm_hsgd[beta={beta}]", seed=seed,
+                                 iteration=k, stationarity_avg=0.5 * beta**power, status="ok"))
+    spec = {"claim": "C10", "predicted": 1.0, "tolerance": 0.3}
+    vs, _ = CLAIMS["variance_reduction"].run(pd.DataFrame(rows), spec, _S())
+    check = [v for v in vs if v.verdict != "reported"]
+    assert len(check) == 1 and check[0].verdict == verdict
+    assert check[0].measured == pytest.approx(power, abs=1e-9)
+
+
 def test_comparison_reports_what_each_method_spent_and_decides_nothing():
     rows = []
     for label, rate, calls in (("a", 1.0, 1), ("b", 0.5, 2)):
@@ -440,7 +457,7 @@ def test_local_steps_study_reads_as_documented(tmp_path):
 DECENTRALIZED = ["consensus_vs_rounds", "heterogeneity_floor", "limits", "mean_dynamics",
                  "mvi_boundary", "noise_floor_vs_batch_and_workers", "rate_vs_iterations",
                  "rounds_needed_vs_spectral_gap", "speedup_vs_workers", "gradient_tracking",
-                 "accelerated_gossip", "time_varying_gossip",
+                 "accelerated_gossip", "time_varying_gossip", "variance_reduction",
                  "wallclock_vs_latency_bandwidth"]
 
 

@@ -44,7 +44,7 @@ def chebyshev_matrix(W, t):
     return (V * p) @ V.T
 
 
-def reference(key, prob, W, z0, iterations, eta, t, chebyshev=False):
+def reference(key, prob, W, z0, iterations, eta, t, chebyshev=False, beta=1.0):
     """gt_da, dposg_gt, deg (deg_mc with chebyshev) and dposg, as their docstrings state them."""
     M = prob.workers
     P = chebyshev_matrix(W, t) if chebyshev else np.linalg.matrix_power(W, max(t, 0))
@@ -52,6 +52,7 @@ def reference(key, prob, W, z0, iterations, eta, t, chebyshev=False):
     Z = X.copy()
     G = _F(prob, X)
     Y = G.copy()
+    V = G.copy()
     if key == "local_sgda":
         G = np.zeros_like(X)
     for _ in range(iterations):
@@ -67,6 +68,13 @@ def reference(key, prob, W, z0, iterations, eta, t, chebyshev=False):
             Y = P @ (Y + Gn - G)
             G = Gn
             X = P @ (X - eta * Y)
+        elif key == "dm_hsgd":
+            Xp = X
+            X = P @ (X - eta * Y)
+            Vn = _F(prob, X) + (1 - beta) * (V - _F(prob, Xp))
+            Y = P @ (Y + Vn - V)
+            V = Vn
+            Z = X
         elif key in ("local_sgda", "local_osgda"):
             k = _ + 1
             if key == "local_sgda":
@@ -95,7 +103,8 @@ CASES = [("gt_da", lambda t: mml.GTDA(eta=0.07, rounds=t), False),
          ("dposg", lambda t: mml.DPOSG(eta=0.07, rounds=t, gossip="chebyshev"), True),
          ("dposg_gt", lambda t: mml.DPOSGGT(eta=0.07, rounds=t, gossip="chebyshev"), True),
          ("local_sgda", lambda t: mml.LocalSGDA(eta=0.07, local_steps=max(t, 1)), False),
-         ("local_osgda", lambda t: mml.LocalOSGDA(eta=0.07, local_steps=max(t, 1)), False)]
+         ("local_osgda", lambda t: mml.LocalOSGDA(eta=0.07, local_steps=max(t, 1)), False),
+         ("dm_hsgd", lambda t: mml.DMHSGD(eta=0.07, rounds=t, beta=0.3), False)]
 
 
 @settings(max_examples=40, deadline=None)
@@ -111,7 +120,7 @@ def test_first_iterations_match_numpy_reference(data, which, t):
                                                         max_size=prob.dim)))
     tr = mml.run(prob, topo, alg, iterations=3, z0=z0, record="all")
     X, Z = reference(key, prob, topo.W, z0, 3, alg.eta, getattr(alg, "local_steps", t),
-                     chebyshev=cheb)
+                     chebyshev=cheb, beta=getattr(alg, "beta", 1.0))
     assert np.allclose(tr.final_x, X, rtol=1e-9, atol=1e-11)
     assert np.allclose(tr.final_z, Z, rtol=1e-9, atol=1e-11)
 
@@ -238,3 +247,19 @@ def test_the_tracker_costs_a_row_per_worker_and_a_third_gossip_phase():
     b = mml.run(prob, ring, mml.DPOSG(eta=0.05, rounds=2), iterations=10).to_frame()
     assert a["gossip_rounds"].iloc[-1] == 1.5 * b["gossip_rounds"].iloc[-1]
     assert a["floats_sent_per_worker"].iloc[-1] == 1.5 * b["floats_sent_per_worker"].iloc[-1]
+
+
+def test_storm_with_beta_one_is_gt_da_bit_for_bit_under_noise():
+    """beta = 1 makes V the fresh gradient, and the replayed sample leaves the stream where GT-DA's
+    one call leaves it: the same trajectory, noise included. The same estimator with a fresh
+    sample draws twice as much and differs."""
+    prob = mml.problem("quadratic", workers=6).with_noise(sigma=0.5)
+    ring = mml.topology("ring", 6)
+    a = mml.run(prob, ring, mml.DMHSGD(eta=0.05, rounds=2, beta=1.0), iterations=40, seed=4)
+    b = mml.run(prob, ring, mml.GTDA(eta=0.05, rounds=2), iterations=40, seed=4)
+    c = mml.run(prob, ring, mml.DMHSGD(eta=0.05, rounds=2, beta=1.0, same_sample=False),
+                iterations=40, seed=4)
+    assert np.array_equal(a.final_x, b.final_x)
+    assert not np.allclose(c.final_x, b.final_x)
+    assert a.to_frame()["oracle_calls"].iloc[-1] == 2 * b.to_frame()["oracle_calls"].iloc[-1] - 1
+

@@ -239,7 +239,8 @@ ALGORITHMS = [mml.DPOSG(eta=0.05, rounds=2), mml.DPOSG(eta=0.05, rounds=2, varia
               mml.DPOAdam(eta=0.01, rounds=2), mml.CPOAdam(eta=0.01), mml.GTDA(eta=0.05, rounds=2),
               mml.DPOSGGT(eta=0.05, rounds=2), mml.DEGMC(eta=0.05, rounds=3),
               mml.DPOSG(eta=0.05, rounds=3, gossip="chebyshev"), mml.LocalSGDA(eta=0.05, local_steps=3),
-              mml.LocalOSGDA(eta=0.05, local_steps=4)]
+              mml.LocalOSGDA(eta=0.05, local_steps=4), mml.DMHSGD(eta=0.05, beta=0.3),
+              mml.DMHSGD(eta=0.05, beta=0.3, same_sample=False)]
 
 
 @pytest.mark.parametrize("alg", ALGORITHMS, ids=lambda a: a.label)
@@ -247,7 +248,7 @@ def test_plans_driven_from_python_reproduce_the_simulator(alg):
     """The MPI backend's way to run an algorithm (its plan through local_ops, communication in
     between) on one block of all workers, without MPI: bit-identical to simulate."""
     from minmaxlab.engine import gossip, plans
-    from minmaxlab.runsetup import prepare, worker_streams
+    from minmaxlab.runsetup import algorithm_streams, prepare
 
     prob = mml.problem("minty_bowl_hetero", workers=8).with_noise(sigma=0.2, batch=2)
     varying = alg.decentralized and getattr(alg, "gossip", "plain") == "plain"
@@ -260,7 +261,7 @@ def test_plans_driven_from_python_reproduce_the_simulator(alg):
     fid, P, A, S = prob.kernel_data
     gossiped = {plans.OP_GOSSIP_Z: Z, plans.OP_GOSSIP_X: X, plans.OP_GOSSIP_Y: Y}
     graph = (s.indptr, s.indices, s.weights, s.avg_degree, s.cheb_rho)
-    args = ((X, Z, G, Y, np.zeros((M, d)), np.zeros((M, d)), worker_streams(2, M)),
+    args = ((X, Z, G, Y, np.zeros((M, d)), np.zeros((M, d)), algorithm_streams(alg, 2, M)),
             (s.eta, *s.adam), (fid, P, A, S), (s.noise_kind, s.noise_scale, s.batch, s.shifts),
             (s.proj_kind, s.proj_a, s.proj_b, prob.dim_u), np.zeros(d))
     done = 0

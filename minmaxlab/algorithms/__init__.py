@@ -74,6 +74,8 @@ class Algorithm:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         if out.get("gossip") == "plain":
             del out["gossip"]
+        if out.get("same_sample") is True:
+            del out["same_sample"]
         return out
 
     @property
@@ -363,6 +365,54 @@ class LocalOSGDA(LocalSGDA):
 
 
 @dataclass(frozen=True)
+class DMHSGD(_Gossiping):
+    """Decentralized minimax hybrid stochastic gradient: gradient tracking on a STORM (hybrid)
+    estimator of each worker's gradient instead of the raw stochastic gradient:
+        X_prev = X;  X = W^t (X - eta Y)
+        V = g(X; xi) + (1 - beta) (V - g(X_prev; xi))     (the same sample xi at both points)
+        Y = W^t (Y + V - V_prev);  Z = X
+    initialized with V = Y = g(z0). Two oracle calls per iteration (one sample, two points). With
+    beta = 1 it is GT-DA; with beta < 1 the estimator's error obeys
+    E||e_k||^2 <= (1 - beta)^2 E||e_{k-1}||^2 + 2 beta^2 sigma^2 + 2 (1 - beta)^2 L^2 ||x_k - x_{k-1}||^2,
+    so at a fixed batch the noise floor scales like beta sigma^2 (against sigma^2 for GT-DA) while
+    the steps are small. Problem class: nonconvex-strongly-concave (and strongly monotone)
+    Lipschitz games with mean-squared-Lipschitz stochastic gradients; guarantee (Xian et al.):
+    an eps-stationary point in O(eps^-3) stochastic gradients with beta ~ eta^2, without large
+    batches. This implementation keeps beta and eta constant (``beta``; the paper's schedules
+    are a choice of them). ``same_sample=False`` draws a fresh sample for g(X_prev): the
+    difference no longer cancels the noise, and the estimator loses its variance reduction (the
+    negative control of its claim). Reference: Xian, Huang, Zhang, Huang, A Faster Decentralized
+    Algorithm for Nonconvex Minimax Problems, NeurIPS 2021; STORM: Cutkosky, Orabona, NeurIPS
+    2019.
+    """
+
+    beta: float = 0.1
+    same_sample: bool = True
+
+    key: ClassVar[str] = "dm_hsgd"
+    optimistic: ClassVar[bool] = False
+    oracle_calls_per_iteration: ClassVar[int] = 2
+
+    def __post_init__(self):
+        super().__post_init__()
+        b = self.beta
+        if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0 < b <= 1:
+            raise AlgorithmError(f"dm_hsgd: beta must lie in (0, 1], got {b!r}")
+        object.__setattr__(self, "beta", float(b))
+        if not isinstance(self.same_sample, bool):
+            raise AlgorithmError(f"dm_hsgd: same_sample must be true or false, got "
+                                 f"{self.same_sample!r}")
+
+    @property
+    def alg_id(self):  # type: ignore[override]
+        return plans.ALG_DM_HSGD if self.same_sample else plans.ALG_DM_HSGD_FRESH
+
+    def adam(self):
+        # the kernels read the STORM weight where optimistic Adam's beta1 goes
+        return self.beta, 0.0, 1.0
+
+
+@dataclass(frozen=True)
 class DPOAdam(_Gossiping):
     """Decentralized parallel optimistic Adam (the adaptive variant used for GAN training):
         g_i = g_i(x_i);  m_i = b1 m_i + (1 - b1) g_i;  v_i = b2 v_i + (1 - b2) g_i^2;
@@ -418,7 +468,7 @@ def _validate_adam(a):
 
 ALGORITHMS: dict[str, type[Algorithm]] = {
     cls.key: cls for cls in (DPOSG, CPOSG, OSG, DSGDA, DEG, DPOAdam, CPOAdam, DEGMC, GTDA, DPOSGGT,
-                            LocalSGDA, LocalOSGDA)
+                            LocalSGDA, LocalOSGDA, DMHSGD)
 }
 
 
@@ -450,4 +500,5 @@ def algorithm(name: str, **params) -> Algorithm:
 
 
 __all__ = ["Algorithm", "DPOSG", "CPOSG", "OSG", "DSGDA", "DEG", "DPOAdam", "CPOAdam", "DEGMC",
-           "GTDA", "DPOSGGT", "LocalSGDA", "LocalOSGDA", "ALGORITHMS", "algorithm"]
+           "GTDA", "DPOSGGT", "LocalSGDA", "LocalOSGDA", "DMHSGD", "ALGORITHMS",
+           "algorithm"]

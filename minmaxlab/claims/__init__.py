@@ -3,7 +3,8 @@ its analysis, its figure and its negative control.
 
     C1 mean_dynamics   C2 consensus    C3 rate          C4 noise_floor     C5 speedup
     C6 rounds_needed   C7 limits       C8 boundary      C9 heterogeneity_floor
-    C10 final_level (tracking), accelerated_gossip; time-varying graphs final_level;
+    C10 final_level (tracking), accelerated_gossip, variance_reduction
+    C11 (time-varying graphs) final_level
     local steps local_steps     the methods side by side: comparison (reports only)
     wallclock          GAN gan
 
@@ -31,6 +32,7 @@ from minmaxlab.claims import (
     rate,
     rounds_needed,
     speedup,
+    variance_reduction,
     wallclock,
 )
 from minmaxlab.claims.base import Claim
@@ -41,8 +43,8 @@ __all__ = ["CLAIMS", "Claim", "attach_controls", "control_verdict", "evaluate",
 CLAIMS: dict[str, Claim] = {
     m.CLAIM.name: m.CLAIM
     for m in (mean_dynamics, consensus, rate, noise_floor, speedup, rounds_needed, limits, boundary,
-              heterogeneity_floor, final_level, accelerated_gossip, local_steps, wallclock, gan,
-              comparison)
+              heterogeneity_floor, final_level, accelerated_gossip, local_steps, variance_reduction,
+              wallclock, gan, comparison)
 }
 
 DECIDING = ("pass", "fail", "inconclusive")

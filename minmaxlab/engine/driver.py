@@ -26,6 +26,7 @@ from minmaxlab.engine.plans import (
     OP_GOSSIP_Z,
     OP_ORACLE_X,
     OP_ORACLE_Z,
+    OP_SAVE_X,
     OP_STEP_X,
     OP_STEP_X_Y,
     OP_STEP_Z,
@@ -34,6 +35,7 @@ from minmaxlab.engine.plans import (
     OP_TRACK_OUT,
     PLANS,
     costs,
+    storm_op,
     tracked_step,
 )
 from minmaxlab.engine.projections import project_rows
@@ -63,7 +65,8 @@ def simulate(alg, rounds, operator, noise, graph, steps, constraints, workers, r
     - graph = (indptr, indices, weights, avg_degree, cheb_rho): the stacked sparse mixing
       matrices; cheb_rho >= 0 makes every gossip phase Chebyshev-accelerated for a W with that
       rho (:func:`minmaxlab.engine.gossip.chebyshev_gossip`), -1 plain;
-    - steps = (eta, beta1, beta2, adam_eps): step sizes per coordinate, optimistic Adam's constants;
+    - steps = (eta, beta1, beta2, adam_eps): step sizes per coordinate, optimistic Adam's constants
+      (beta1 is the STORM weight beta of the variance-reduced methods);
     - constraints = (proj_kind, proj_a, proj_b, dim_u): the players' sets;
     - workers = (X, Z, G, S1, S2, S3, state): every worker's iterates, gradient, the
       algorithm's own state (:data:`minmaxlab.engine.plans.STATE_USE`: optimistic Adam's
@@ -167,6 +170,8 @@ def simulate(alg, rounds, operator, noise, graph, steps, constraints, workers, r
                 add_rows(S1.reshape(-1), Gf, 1.0)
             elif op == OP_GOSSIP_Y:
                 gossip_rounds += gossip_phase(S1, tmpg, tmpM, t, gossip_rounds, graph)
+            elif op >= OP_SAVE_X:
+                storm_op(op, workers, beta1, (fid, P, A, S), noise)
             elif op == OP_AVERAGE_G:
                 average_rows(G)
             elif t > 0:  # OP_AVERAGE_X on an iteration that averages

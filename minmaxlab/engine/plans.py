@@ -8,6 +8,7 @@ from numba import njit
 
 from minmaxlab.engine.oracle import oracle_all
 from minmaxlab.engine.projections import project_rows
+from minmaxlab.engine.streams import STATE_WORDS
 from minmaxlab.engine.updates import (
     adam_step,
     add_rows,
@@ -31,6 +32,8 @@ ALG_GT_DA = 7
 ALG_DPOSG_GT = 8
 ALG_LOCAL_SGDA = 9
 ALG_LOCAL_OSGDA = 10
+ALG_DM_HSGD = 11
+ALG_DM_HSGD_FRESH = 12
 
 
 # An algorithm's iteration is a plan: a sequence of local phases and communications. PLANS[alg] is
@@ -55,9 +58,20 @@ OP_TRACK_IN = 13  # Y = Y + G: the new gradient enters     (local)
 OP_GOSSIP_Y = 14  # Y = W^t Y                              (communication)
 # local steps: the rounds of iteration k say whether it ends with an average (t > 0) or not
 OP_AVERAGE_X = 15  # every row of X = the mean row if t > 0 (communication: all-reduce)
+# variance reduction (a STORM estimator V = S2 of the gradient, from g at X and at the previous X,
+# S3, with the same sample: the streams are marked before the first call and rewound to the mark)
+OP_SAVE_X = 16  # S3 = X                                    (local)
+OP_STREAM_MARK = 17  # remember every worker's stream       (local)
+OP_ORACLE_PREV = 18  # G = g(S3), one mini-batch oracle call (local)
+OP_STORM_OUT = 19  # V = (1 - beta) (V - G)                (local)
+OP_STREAM_REWIND = 20  # back to the mark: the same sample  (local)
+OP_STORM_IN = 21  # V = V + G                               (local)
+OP_TRACK_OUT_V = 22  # Y = Y - V                            (local)
+OP_TRACK_IN_V = 23  # Y = Y + V                             (local)
 OP_NAMES = ("end", "step_z", "step_x", "oracle_z", "oracle_x", "adam_x", "copy_z", "gossip_z",
             "gossip_x", "average_g", "step_z_y", "step_x_y", "track_out", "track_in", "gossip_y",
-            "average_x")
+            "average_x", "save_x", "stream_mark", "oracle_prev", "storm_out", "stream_rewind",
+            "storm_in", "track_out_v", "track_in_v")
 _PLAN_TABLE = {
     # Z = W^t (X - eta G_prev); G = g(Z); X = W^t (X - eta G)
     ALG_DPOSG: (OP_STEP_Z, OP_GOSSIP_Z, OP_ORACLE_Z, OP_STEP_X, OP_GOSSIP_X),
@@ -83,6 +97,15 @@ _PLAN_TABLE = {
     ALG_LOCAL_SGDA: (OP_ORACLE_X, OP_STEP_X, OP_AVERAGE_X, OP_COPY_Z),
     # Z = X - eta G_prev; G = g(Z); X = X - eta G, then X = mean row every tau-th iteration
     ALG_LOCAL_OSGDA: (OP_STEP_Z, OP_ORACLE_Z, OP_STEP_X, OP_AVERAGE_X),
+    # X_prev = X; X = W^t (X - eta Y); V = g(X; xi) + (1 - beta) (V - g(X_prev; xi));
+    # Y = W^t (Y + V - V_prev); Z = X
+    ALG_DM_HSGD: (OP_SAVE_X, OP_STEP_X_Y, OP_GOSSIP_X, OP_TRACK_OUT_V, OP_STREAM_MARK,
+                  OP_ORACLE_PREV, OP_STORM_OUT, OP_STREAM_REWIND, OP_ORACLE_X, OP_STORM_IN,
+                  OP_TRACK_IN_V, OP_GOSSIP_Y, OP_COPY_Z),
+    # the same with a fresh sample at each point (the estimator's control: no shared sample)
+    ALG_DM_HSGD_FRESH: (OP_SAVE_X, OP_STEP_X_Y, OP_GOSSIP_X, OP_TRACK_OUT_V, OP_ORACLE_PREV,
+                        OP_STORM_OUT, OP_ORACLE_X, OP_STORM_IN, OP_TRACK_IN_V, OP_GOSSIP_Y,
+                        OP_COPY_Z),
 }
 
 
@@ -90,7 +113,9 @@ _PLAN_TABLE = {
 # and for the tracking methods, Y = G (Y starts at 0)
 _INIT_TABLE = {ALG_DPOSG: (OP_ORACLE_Z,), ALG_DPOSG_SINGLE: (OP_ORACLE_Z,),
                ALG_CPOSG: (OP_ORACLE_Z, OP_AVERAGE_G), ALG_GT_DA: (OP_ORACLE_X, OP_TRACK_IN),
-               ALG_DPOSG_GT: (OP_ORACLE_Z, OP_TRACK_IN), ALG_LOCAL_OSGDA: (OP_ORACLE_Z,)}
+               ALG_DPOSG_GT: (OP_ORACLE_Z, OP_TRACK_IN), ALG_LOCAL_OSGDA: (OP_ORACLE_Z,),
+               ALG_DM_HSGD: (OP_ORACLE_X, OP_STORM_IN, OP_TRACK_IN_V),
+               ALG_DM_HSGD_FRESH: (OP_ORACLE_X, OP_STORM_IN, OP_TRACK_IN_V)}
 
 
 def _plan_array(table):
@@ -153,9 +178,43 @@ def local_ops(ops, p, k, workers, steps, operator, noise, constraints, work):
             add_rows(S1.reshape(-1), G.reshape(-1), -1.0)
         elif op == OP_TRACK_IN:
             add_rows(S1.reshape(-1), G.reshape(-1), 1.0)
+        elif op >= OP_SAVE_X:
+            storm_op(op, workers, beta1, operator, noise)
         else:
             return p
         p += 1
+
+
+@njit(cache=True)
+def storm_op(op, workers, beta, operator, noise):
+    """The local phases of the variance-reduced methods (OP_SAVE_X .. OP_TRACK_IN_V; every one
+    local): the previous X in S3, the STORM estimator in S2, the tracker in S1, and the mark
+    that replays a sample (the stream state's words STATE_WORDS.. hold the mark)."""
+    X, Z, G, S1, S2, S3, state = workers
+    fid, P, A, S = operator
+    noise_kind, noise_scale, batch, shifts = noise
+    if op == OP_SAVE_X:
+        copy_rows(S3.reshape(-1), X.reshape(-1))
+    elif op == OP_STREAM_MARK or op == OP_STREAM_REWIND:
+        w = STATE_WORDS
+        for i in range(state.shape[0]):
+            for c in range(w):
+                if op == OP_STREAM_MARK:
+                    state[i, w + c] = state[i, c]
+                else:
+                    state[i, c] = state[i, w + c]
+    elif op == OP_ORACLE_PREV:
+        oracle_all(S3, G, fid, P, A, S, noise_kind, noise_scale, batch, shifts, state)
+    elif op == OP_STORM_OUT:
+        Vf, Gf = S2.reshape(-1), G.reshape(-1)
+        for q in range(Vf.shape[0]):
+            Vf[q] = (1.0 - beta) * (Vf[q] - Gf[q])
+    elif op == OP_STORM_IN:
+        add_rows(S2.reshape(-1), G.reshape(-1), 1.0)
+    elif op == OP_TRACK_OUT_V:
+        add_rows(S1.reshape(-1), S2.reshape(-1), -1.0)
+    else:  # OP_TRACK_IN_V
+        add_rows(S1.reshape(-1), S2.reshape(-1), 1.0)
 
 
 @njit(cache=True)
@@ -176,7 +235,14 @@ def tracked_step(to_z, X, Z, Y, eta, flat, constraints, work):
 # What each algorithm keeps in the state rows S1, S2, S3 (one row per worker when its plan reads
 # them, else one row in all)
 STATE_USE = {"adam_x": ("first moment m", "second moment v", "last step D_{k-1}"),
-             "track_in": ("tracker Y of the mean gradient",)}
+             "track_in": ("tracker Y of the mean gradient",),
+             "storm_in": ("tracker Y of the mean estimator", "STORM estimator V", "previous X")}
+
+
+def replays_samples(alg: int) -> bool:
+    """Whether algorithm ``alg`` marks and rewinds its streams (its stream states then carry a
+    second group of STATE_WORDS words for the mark)."""
+    return "stream_mark" in plan(alg)
 
 
 def state_rows(alg: int) -> int:
