@@ -77,7 +77,7 @@ import traceback
 import numpy as np
 
 from minmaxlab.algorithms import Algorithm
-from minmaxlab.engine import driver, gossip, metrics, plans
+from minmaxlab.engine import compression, driver, gossip, metrics, plans
 from minmaxlab.engine.streams import no_state
 from minmaxlab.errors import MinmaxlabError
 from minmaxlab.problems.base import Problem
@@ -218,13 +218,17 @@ class _Exchange:
     """Gossip rounds of one array (Z, X or a tracker) of a rank's block over the distributed
     graph: plain, or Chebyshev-accelerated when cheb_rho >= 0 (prev: a scratch block)."""
 
-    def __init__(self, MPI, graph, plan: _GossipPlan, Yext, sendbuf, tmp, cheb=(-1.0, None)):
+    def __init__(self, MPI, graph, plan: _GossipPlan, Yext, sendbuf, tmp, cheb=(-1.0, None),
+                 choco=None):
         self.graph = graph
         self.plan = plan
         self.Yext = Yext
         self.sendbuf = sendbuf
         self.tmp = tmp
         self.cheb_rho, self.prev = cheb
+        # compressed gossip: (the block's rows of the gossiped array, comp, streams, work); Yext
+        # is then the public copies, whose rows the neighbours receive
+        self.choco = choco
         self.specs = plan.specs(MPI, Yext, sendbuf, Yext.shape[1])
         self.requests = None
         if hasattr(graph, "Neighbor_alltoallv_init"):
@@ -249,6 +253,8 @@ class _Exchange:
         """t rounds of gossip from global round round0; returns the seconds spent in MPI. The
         Chebyshev rounds do the simulator's arithmetic (gossip.chebyshev_gossip) on the block."""
         plan = self.plan
+        if self.choco is not None:
+            return self._compressed(t, round0)
         spent = 0.0
         omegas = gossip.chebyshev_weights(self.cheb_rho, t) if self.cheb_rho >= 0 else None
         own = self.Yext[: plan.m]
@@ -264,6 +270,21 @@ class _Exchange:
             gossip.chebyshev_combine(self.tmp, self.tmp, self.prev, omegas[r - 1])
             self.prev[:] = own
             own[:] = self.tmp
+        return spent
+
+    def _compressed(self, t: int, round0: int) -> float:
+        """t rounds of compressed gossip (compression.choco_gossip's arithmetic on the block): the
+        block's copies updated with its compressed differences, the copies exchanged (the
+        message counted is the compressed one: see the module docstring), the step."""
+        Y, comp, state, work = self.choco
+        plan, hat = self.plan, self.Yext
+        spent = 0.0
+        for r in range(t):
+            q = (round0 + r) % plan.T
+            compression.compress_rows(Y, hat[: plan.m], work, comp, state)
+            spent += self._send(q)
+            gossip.gossip_round(hat, self.tmp, q, plan.indptr, plan.indices, plan.weights)
+            compression.choco_step(Y, self.tmp, hat[: plan.m], comp[2])
         return spent
 
     def free(self):
@@ -379,10 +400,10 @@ class _Rank:
         self.Gfull = np.zeros((M, d)) if averages else None  # every worker's gradient, to average
         self.G = self.Gfull[self.lo: self.lo + m] if averages else np.zeros((m, d))
         self.Xall = None  # every worker's X, for a periodic average (allocated at the first)
-        # a tracker that is gossiped receives the neighbours' rows after the block's, as X and Z
-        tracked = plans.OP_GOSSIP_Y in plans.PLANS[self.alg]
-        self.S1ext, S2, S3 = algorithm_state(algorithm, m, d, extra=self.plan.halo if tracked else 0)
-        S1 = self.S1ext[:m] if tracked else self.S1ext
+        # gossiped state (a tracker, the public copies of compressed gossip) receives the
+        # neighbours' rows after the block's, as X and Z do
+        self.S1ext, self.S2ext, self.S3ext = algorithm_state(algorithm, m, d, extra=self.plan.halo)
+        S1, S2, S3 = (a[:m] if a.shape[0] > m else a for a in (self.S1ext, self.S2ext, self.S3ext))
         fid, P, A, S = data
         # the arguments of engine.plans.local_ops after (ops, p, k)
         self.args = ((self.X, self.Z, self.G, S1, S2, S3,
@@ -470,7 +491,7 @@ class _Rank:
                 spent += exchanges[op].rounds(t, self.gossip_rounds)
                 self.gossip_rounds += t
             p += 1
-        calls, sent = plans.costs(self.alg, k, t, s.d, s.M, s.avg_degree)
+        calls, sent = plans.costs(self.alg, k, t, s.d, s.M, s.avg_degree, s.comp[4])
         self.oracle_calls += calls
         self.floats += sent
         return spent
@@ -538,7 +559,11 @@ class _Rank:
                                 self.plan.indices, self.plan.weights)
             gossip.chebyshev_combine(ex.tmp.copy(), ex.tmp.copy(), ex.tmp.copy(),
                                      gossip.chebyshev_weights(s.cheb_rho, 2)[0])
-        plans.costs(self.alg, 0, 0, d, M, s.avg_degree)
+        plans.costs(self.alg, 0, 0, d, M, s.avg_degree, float(d))
+        if s.comp[0] != compression.COMP_NONE:
+            w = np.zeros(2 * d)
+            compression.compress_rows(self.X.copy(), self.X.copy(), w, s.comp, self.args[0][6].copy())
+            compression.choco_step(self.X.copy(), self.X.copy(), self.X.copy(), 0.5)
         metrics.finite_below(self.X, self.blowup)
         if self.Gfull is not None:
             gossip.average_rows(self.Gfull.copy())
@@ -565,11 +590,19 @@ class _Rank:
         sendbuf = np.zeros((max(self.plan.send_max, 1), s.d))
         tmp = np.zeros((self.m, s.d))
         cheb = (s.cheb_rho, np.zeros((self.m, s.d)))
-        gossiped = [(plans.OP_GOSSIP_Z, self.Zext), (plans.OP_GOSSIP_X, self.Xext)]
-        if plans.OP_GOSSIP_Y in plans.PLANS[self.alg]:
-            gossiped.append((plans.OP_GOSSIP_Y, self.S1ext))
-        exchanges = {op: _Exchange(self.MPI, graph, self.plan, Y, sendbuf, tmp, cheb)
-                     for op, Y in gossiped}
+        exchanges = {}
+        if s.comp[0] != compression.COMP_NONE:  # the copies travel: S2 for Z, S3 for X
+            state, work = self.args[0][6], np.zeros(2 * s.d)
+            for op, Y, hat in ((plans.OP_GOSSIP_Z, self.Z, self.S2ext),
+                               (plans.OP_GOSSIP_X, self.X, self.S3ext)):
+                exchanges[op] = _Exchange(self.MPI, graph, self.plan, hat, sendbuf, tmp,
+                                          choco=(Y, s.comp, state, work))
+        else:
+            gossiped = [(plans.OP_GOSSIP_Z, self.Zext), (plans.OP_GOSSIP_X, self.Xext)]
+            if plans.OP_GOSSIP_Y in plans.PLANS[self.alg]:
+                gossiped.append((plans.OP_GOSSIP_Y, self.S1ext))
+            exchanges = {op: _Exchange(self.MPI, graph, self.plan, Y, sendbuf, tmp, cheb)
+                         for op, Y in gossiped}
         rec, nrec = s.record, s.record.shape[0]
         status, k_last = driver.STATUS_OK, 0
         with _single_threaded_blas():

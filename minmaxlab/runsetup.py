@@ -13,8 +13,8 @@ import numpy as np
 
 from minmaxlab.algorithms import OSG, Algorithm
 from minmaxlab.constraints import encode_pair
-from minmaxlab.engine import chain, driver, metrics, oracle, streams
-from minmaxlab.engine.plans import replays_samples, state_rows
+from minmaxlab.engine import chain, compression, driver, metrics, oracle, streams
+from minmaxlab.engine.plans import plan, replays_samples, state_rows
 from minmaxlab.errors import AlgorithmError, MinmaxlabError
 from minmaxlab.meta import provenance
 from minmaxlab.problems.base import Problem
@@ -45,13 +45,20 @@ def algorithm_streams(algorithm: Algorithm, seed: int, workers: int, offset: int
 
 def algorithm_state(algorithm: Algorithm, workers: int, dim: int, extra: int = 0):
     """The algorithm's own state rows S1, S2, S3 (:data:`minmaxlab.engine.plans.STATE_USE`:
-    optimistic Adam's moments and last step, a gradient tracker), one row per worker for those
-    its plan reads and one row in all for the others (8 x dim bytes per worker saved each).
-    ``extra`` more rows of S1 after the workers' (the rows an MPI rank receives from its
-    neighbours when S1, a tracker, is gossiped)."""
+    optimistic Adam's moments and last step, a gradient tracker, a STORM estimator; the public
+    copies of Z and X in S2, S3 when the gossip is compressed), one row per worker for those it
+    reads and one row in all for the others (8 x dim bytes per worker saved each). ``extra`` more
+    rows after the workers' in the arrays that are gossiped (the rows an MPI rank receives from
+    its neighbours: a tracker, the public copies)."""
     used = state_rows(algorithm.alg_id)
-    return tuple(np.zeros((workers + (extra if s == 0 else 0) if s < used else 1, dim))
-                 for s in range(3))
+    hats = getattr(algorithm, "compression", "none") != "none"
+    tracker = "gossip_y" in plan(algorithm.alg_id)
+    rows = []
+    for s in range(3):
+        gossiped = (s == 0 and tracker) or (s > 0 and hats)
+        n = workers + (extra if gossiped else 0) if s < used or (s > 0 and hats) else 1
+        rows.append(np.zeros((n, dim)))
+    return tuple(rows)
 
 
 def record_points(iterations: int, record=None) -> np.ndarray:
@@ -194,6 +201,7 @@ class Setup:
     weights: np.ndarray
     avg_degree: float
     cheb_rho: float  # the rho of W for Chebyshev-accelerated gossip, -1: plain gossip
+    comp: tuple  # (kind, param, gamma, feedback, floats per message) of compressed gossip
     rounds: np.ndarray
     X: np.ndarray
     eta: np.ndarray
@@ -258,7 +266,8 @@ def prepare(problem: Problem, topology, algorithm: Algorithm, iterations, z0, re
     proj_kind, proj_a, proj_b = encode_pair(problem.constraints)
     return Setup(
         M=M, d=d, iterations=iterations, indptr=indptr, indices=indices, weights=weights,
-        avg_degree=avg_degree, cheb_rho=rho if chebyshev else -1.0, rounds=rounds, X=np.ascontiguousarray(X),
+        avg_degree=avg_degree, cheb_rho=rho if chebyshev else -1.0,
+        comp=compression_spec(algorithm, d), rounds=rounds, X=np.ascontiguousarray(X),
         eta=algorithm.eta_vector(d, problem.dim_u), adam=algorithm.adam(),
         noise_kind=_NOISE_IDS[noise.kind],
         noise_scale=noise.sigma / np.sqrt(d * noise.batch) if noise.kind == "gaussian" else 0.0,
@@ -273,6 +282,17 @@ def prepare(problem: Problem, topology, algorithm: Algorithm, iterations, z0, re
         mean_loop=problem.user_operator is not None,
         kernel_data=problem.kernel_data,
     )
+
+
+def compression_spec(algorithm: Algorithm, d: int) -> tuple:
+    """(kind, param, gamma, feedback, floats per message) of the algorithm's gossip, for the
+    kernels (:mod:`minmaxlab.engine.compression`); uncompressed: kind 0 and d floats."""
+    kind = compression.COMPRESSIONS[getattr(algorithm, "compression", "none")]
+    if kind == compression.COMP_NONE:
+        return (kind, 0.0, 1.0, True, float(d))
+    param = float(algorithm.keep if kind == compression.COMP_TOP_K else algorithm.levels)
+    return (kind, param, float(algorithm.consensus_step), bool(algorithm.error_feedback),
+            compression.message_floats(kind, param, d))
 
 
 def kernels_for(problem: Problem, offset: int = 0):

@@ -29,6 +29,10 @@ ALGORITHMS = [
     {"name": "local_osgda", "eta": 0.05, "local_steps": 4},
     {"name": "dm_hsgd", "eta": 0.05, "beta": 0.3},
     {"name": "dm_hsgd", "eta": 0.05, "beta": 0.3, "same_sample": False},
+    {"name": "dposg", "eta": 0.05, "rounds": 2, "compression": "top_k", "keep": 0.3,
+     "consensus_step": 0.5},
+    {"name": "dposg", "eta": 0.05, "rounds": 2, "compression": "quantize", "levels": 2,
+     "consensus_step": 0.5},
 ]
 NOISES = [None, {"sigma": 0.2, "batch": 2}, {"sigma": 0.3, "kind": "finite_sum", "samples": 12, "batch": 3}]
 # per-worker coupling matrices (d = 20: vectorized gossip rows), d = 2 (scalar gossip rows),

@@ -458,6 +458,7 @@ DECENTRALIZED = ["consensus_vs_rounds", "heterogeneity_floor", "limits", "mean_d
                  "mvi_boundary", "noise_floor_vs_batch_and_workers", "rate_vs_iterations",
                  "rounds_needed_vs_spectral_gap", "speedup_vs_workers", "gradient_tracking",
                  "accelerated_gossip", "time_varying_gossip", "variance_reduction",
+                 "compressed_gossip",
                  "wallclock_vs_latency_bandwidth"]
 
 

@@ -240,14 +240,16 @@ ALGORITHMS = [mml.DPOSG(eta=0.05, rounds=2), mml.DPOSG(eta=0.05, rounds=2, varia
               mml.DPOSGGT(eta=0.05, rounds=2), mml.DEGMC(eta=0.05, rounds=3),
               mml.DPOSG(eta=0.05, rounds=3, gossip="chebyshev"), mml.LocalSGDA(eta=0.05, local_steps=3),
               mml.LocalOSGDA(eta=0.05, local_steps=4), mml.DMHSGD(eta=0.05, beta=0.3),
-              mml.DMHSGD(eta=0.05, beta=0.3, same_sample=False)]
+              mml.DMHSGD(eta=0.05, beta=0.3, same_sample=False),
+              mml.DPOSG(eta=0.05, rounds=2, compression="top_k", keep=0.3, consensus_step=0.5),
+              mml.DPOSG(eta=0.05, rounds=2, compression="quantize", levels=2, consensus_step=0.5)]
 
 
 @pytest.mark.parametrize("alg", ALGORITHMS, ids=lambda a: a.label)
 def test_plans_driven_from_python_reproduce_the_simulator(alg):
     """The MPI backend's way to run an algorithm (its plan through local_ops, communication in
     between) on one block of all workers, without MPI: bit-identical to simulate."""
-    from minmaxlab.engine import gossip, plans
+    from minmaxlab.engine import driver, gossip, plans
     from minmaxlab.runsetup import algorithm_streams, prepare
 
     prob = mml.problem("minty_bowl_hetero", workers=8).with_noise(sigma=0.2, batch=2)
@@ -259,9 +261,10 @@ def test_plans_driven_from_python_reproduce_the_simulator(alg):
     X, M, d = s.X.copy(), s.M, s.d
     Z, G, tmp, prev, Y = X.copy(), np.zeros((M, d)), np.zeros((M, d)), np.zeros((M, d)), np.zeros((M, d))
     fid, P, A, S = prob.kernel_data
-    gossiped = {plans.OP_GOSSIP_Z: Z, plans.OP_GOSSIP_X: X, plans.OP_GOSSIP_Y: Y}
-    graph = (s.indptr, s.indices, s.weights, s.avg_degree, s.cheb_rho)
-    args = ((X, Z, G, Y, np.zeros((M, d)), np.zeros((M, d)), algorithm_streams(alg, 2, M)),
+    H2, H3, state = np.zeros((M, d)), np.zeros((M, d)), algorithm_streams(alg, 2, M)
+    gossiped = {plans.OP_GOSSIP_Z: (Z, H2), plans.OP_GOSSIP_X: (X, H3), plans.OP_GOSSIP_Y: (Y, Y)}
+    graph = (s.indptr, s.indices, s.weights, s.avg_degree, s.cheb_rho, s.comp)
+    args = ((X, Z, G, Y, H2, H3, state),
             (s.eta, *s.adam), (fid, P, A, S), (s.noise_kind, s.noise_scale, s.batch, s.shifts),
             (s.proj_kind, s.proj_a, s.proj_b, prob.dim_u), np.zeros(d))
     done = 0
@@ -279,7 +282,8 @@ def test_plans_driven_from_python_reproduce_the_simulator(alg):
                 if t > 0:
                     gossip.average_rows(X)
             else:
-                done += gossip.gossip_phase(gossiped[ops[p]], tmp, prev, t, done, graph)
+                done += driver.gossip_phase(*gossiped[ops[p]], t, done, graph,
+                                            (tmp, prev, np.zeros(2 * d)), state)
             p += 1
     assert np.array_equal(X, ref.final_x) and np.array_equal(Z, ref.final_z)
 

@@ -23,6 +23,9 @@ from minmaxlab.topology import rounds_for_eps
 SCHEDULES = ("constant", "log", "eps")
 VARIANTS = ("default", "single_exchange")
 GOSSIPS = ("plain", "chebyshev")
+COMPRESSIONS = ("none", "top_k", "quantize")
+# DPOSG's compression fields: left out of its label and identity while compression is "none"
+_COMPRESSION_FIELDS = ("compression", "keep", "levels", "consensus_step", "error_feedback")
 
 
 def _check_eta(name, eta):
@@ -76,6 +79,13 @@ class Algorithm:
             del out["gossip"]
         if out.get("same_sample") is True:
             del out["same_sample"]
+        if out.get("compression") == "none":
+            for k in _COMPRESSION_FIELDS:
+                del out[k]
+        elif "compression" in out:
+            del out["levels" if out["compression"] == "top_k" else "keep"]
+            if out["error_feedback"]:
+                del out["error_feedback"]
         return out
 
     @property
@@ -146,6 +156,13 @@ class DPOSG(_Gossiping):
     Initialization: x_i = z_i = z0 and g_i(z0) computed once (counted as an oracle call).
     Rounds per iteration: ``schedule="constant"`` (t = rounds), ``"log"`` (t_k = rounds +
     floor(log2 k), growing like log k) or ``"eps"`` (t = ceil(log(1/eps) / log(1/rho))).
+    ``compression="top_k"`` (the ``keep`` fraction of each row's largest entries) or
+    ``"quantize"`` (``levels`` levels, unbiased stochastic rounding) sends compressed differences
+    with error feedback in every gossip round (CHOCO-gossip: y_i += consensus_step (sum_j W_ij
+    hat_j - hat_i), hat_i += C(y_i - hat_i); Koloskova, Stich, Jaggi, ICML 2019; for GANs with
+    quantized messages: Chen et al., DQGAN, 2020); ``error_feedback=False`` compresses y_i itself
+    each round (the control: its compression error is never corrected). See
+    :mod:`minmaxlab.engine.compression`.
     Assumptions: MVI (A1), L-Lipschitz F (A2), unbiased oracle with variance sigma^2/m (A3),
     W symmetric doubly stochastic with rho < 1 (A4), eta <= c / L. Guarantee: the average of
     E||(1/M) sum_i F(z_i^k)||^2 over K iterations is O(1/(eta^2 K)) + O(sigma^2 / (m M)) + a consensus
@@ -157,11 +174,17 @@ class DPOSG(_Gossiping):
     schedule: str = "constant"
     eps: float | None = None
     variant: str = "default"
+    compression: str = "none"
+    keep: float = 0.1
+    levels: int = 4
+    consensus_step: float = 1.0
+    error_feedback: bool = True
 
     key: ClassVar[str] = "dposg"
 
     def __post_init__(self):
         super().__post_init__()
+        _check_compression(self)
         if self.variant not in VARIANTS:
             raise AlgorithmError(f"dposg: unknown variant {self.variant!r}; variants: {VARIANTS}")
         if self.schedule not in SCHEDULES:
@@ -185,6 +208,9 @@ class DPOSG(_Gossiping):
             parts.append(f"eps={self.eps:g}")
         if self.gossip != "plain":
             parts.append(f"gossip={self.gossip}")
+        for k, v in self.params().items():
+            if k in _COMPRESSION_FIELDS:
+                parts.append(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}")
         key = "dposg" if self.variant == "default" else "dposg_single"
         return f"{key}[{','.join(parts)}]"
 
@@ -197,6 +223,29 @@ class DPOSG(_Gossiping):
         # at least one round: even W = J (rho = 0) needs one exchange to average
         t = rounds_for_eps(rho, self.eps)
         return np.full(iterations, max(t, 1), dtype=np.int64)
+
+
+def _check_compression(a):
+    if a.compression not in COMPRESSIONS:
+        raise AlgorithmError(f"{a.key}: unknown compression {a.compression!r}; compressions: "
+                             f"{COMPRESSIONS}")
+    ok = isinstance(a.keep, (int, float)) and not isinstance(a.keep, bool) and 0 < a.keep <= 1
+    if not ok:
+        raise AlgorithmError(f"{a.key}: keep must lie in (0, 1], got {a.keep!r}")
+    if isinstance(a.levels, bool) or not isinstance(a.levels, (int, np.integer)) or a.levels < 1:
+        raise AlgorithmError(f"{a.key}: levels must be an integer >= 1, got {a.levels!r}")
+    g = a.consensus_step
+    if isinstance(g, bool) or not isinstance(g, (int, float)) or not 0 < g <= 1:
+        raise AlgorithmError(f"{a.key}: consensus_step must lie in (0, 1], got {g!r}")
+    if not isinstance(a.error_feedback, bool):
+        raise AlgorithmError(f"{a.key}: error_feedback must be true or false, got "
+                             f"{a.error_feedback!r}")
+    if a.compression != "none" and a.gossip == "chebyshev":
+        raise AlgorithmError(f"{a.key}: compression and gossip 'chebyshev' do not combine; "
+                             "choose one")
+    object.__setattr__(a, "keep", float(a.keep))
+    object.__setattr__(a, "levels", int(a.levels))
+    object.__setattr__(a, "consensus_step", float(g))
 
 
 def _fmt_eta(eta):

@@ -3,8 +3,9 @@
 import numpy as np
 from numba import njit
 
+from minmaxlab.engine.compression import COMP_NONE, choco_gossip
 from minmaxlab.engine.families import library_rows as rows
-from minmaxlab.engine.gossip import average_rows, gossip_phase
+from minmaxlab.engine.gossip import average_rows, chebyshev_gossip, gossip
 from minmaxlab.engine.metrics import (
     COL_GRADIENT_MAPPING,
     NSTATS,
@@ -56,15 +57,32 @@ STATUS_DIVERGED = 1
 
 
 @njit(cache=True)
+def gossip_phase(Y, hat, t, round0, graph, scratch, state):
+    """One gossip phase of a plan on all workers: t plain rounds; t Chebyshev rounds when the
+    graph tuple's cheb_rho is >= 0; t compressed rounds with error feedback (public copies in
+    ``hat``) when its compression is not COMP_NONE. scratch = (tmp, prev, work): two arrays of
+    Y's shape and a (2 d,) one. Returns the rounds done."""
+    indptr, indices, weights, avg_degree, cheb_rho, comp = graph
+    tmp, prev, work = scratch
+    if comp[0] != COMP_NONE:
+        return choco_gossip(Y, hat, tmp, work, t, round0, graph, comp, state)
+    if cheb_rho >= 0.0:
+        return chebyshev_gossip(Y, tmp, prev, t, round0, indptr, indices, weights, cheb_rho)
+    return gossip(Y, tmp, t, round0, indptr, indices, weights)
+
+
+@njit(cache=True)
 def simulate(alg, rounds, operator, noise, graph, steps, constraints, workers, recording):
     """Run ``rounds.shape[0]`` iterations of algorithm ``alg`` (``rounds[k - 1]`` gossip rounds per
     gossip phase at iteration k) from the workers' state, in place. The arguments are tuples:
 
     - operator = (fid, P, A, S, Abar, Sbar, mean_loop): the family's data, the mean operator's;
     - noise = (noise_kind, noise_scale, batch, shifts);
-    - graph = (indptr, indices, weights, avg_degree, cheb_rho): the stacked sparse mixing
+    - graph = (indptr, indices, weights, avg_degree, cheb_rho, comp): the stacked sparse mixing
       matrices; cheb_rho >= 0 makes every gossip phase Chebyshev-accelerated for a W with that
-      rho (:func:`minmaxlab.engine.gossip.chebyshev_gossip`), -1 plain;
+      rho (:func:`minmaxlab.engine.gossip.chebyshev_gossip`), -1 plain; comp = (kind, param,
+      gamma, feedback, msg) compresses every gossip phase of Z and X
+      (:mod:`minmaxlab.engine.compression`, public copies in S2 and S3), msg floats per message;
     - steps = (eta, beta1, beta2, adam_eps): step sizes per coordinate, optimistic Adam's constants
       (beta1 is the STORM weight beta of the variance-reduced methods);
     - constraints = (proj_kind, proj_a, proj_b, dim_u): the players' sets;
@@ -99,6 +117,7 @@ def simulate(alg, rounds, operator, noise, graph, steps, constraints, workers, r
     part = np.empty((1, 3, d))
     acc = np.empty(d)
     work = np.empty(d)
+    scratch = (tmpg, tmpM, np.empty(2 * d))
     gmy = np.empty(d)
     nostate = np.zeros((1, STATE_WORDS), dtype=np.uint64)
     stats = np.zeros(NSTATS)
@@ -157,10 +176,10 @@ def simulate(alg, rounds, operator, noise, graph, steps, constraints, workers, r
                 copy_rows(Zf, Xf)
                 have_fz = False
             elif op == OP_GOSSIP_Z:
-                gossip_rounds += gossip_phase(Z, tmpg, tmpM, t, gossip_rounds, graph)
+                gossip_rounds += gossip_phase(Z, S2, t, gossip_rounds, graph, scratch, state)
                 have_fz = False
             elif op == OP_GOSSIP_X:
-                gossip_rounds += gossip_phase(X, tmpg, tmpM, t, gossip_rounds, graph)
+                gossip_rounds += gossip_phase(X, S3, t, gossip_rounds, graph, scratch, state)
             elif op == OP_STEP_Z_Y or op == OP_STEP_X_Y:
                 tracked_step(op == OP_STEP_Z_Y, X, Z, S1, eta, flat, constraints, work)
                 have_fz = have_fz and op == OP_STEP_X_Y
@@ -169,7 +188,7 @@ def simulate(alg, rounds, operator, noise, graph, steps, constraints, workers, r
             elif op == OP_TRACK_IN:
                 add_rows(S1.reshape(-1), Gf, 1.0)
             elif op == OP_GOSSIP_Y:
-                gossip_rounds += gossip_phase(S1, tmpg, tmpM, t, gossip_rounds, graph)
+                gossip_rounds += gossip_phase(S1, S1, t, gossip_rounds, graph, scratch, state)
             elif op >= OP_SAVE_X:
                 storm_op(op, workers, beta1, (fid, P, A, S), noise)
             elif op == OP_AVERAGE_G:
@@ -177,7 +196,7 @@ def simulate(alg, rounds, operator, noise, graph, steps, constraints, workers, r
             elif t > 0:  # OP_AVERAGE_X on an iteration that averages
                 average_rows(X)
             p += 1
-        calls, sent = costs(alg, k, t, d, M, avg_degree)
+        calls, sent = costs(alg, k, t, d, M, avg_degree, graph[5][4])
         oracle_calls += calls
         floats += sent
         # divergence: non-finite or exploding iterates stop the run

@@ -121,16 +121,6 @@ def chebyshev_gossip(Y, tmp, prev, t, round0, indptr, indices, weights, rho):
 
 
 @njit(cache=True)
-def gossip_phase(Y, tmp, prev, t, round0, graph):
-    """One gossip phase of a plan: t plain rounds, or t Chebyshev rounds when the graph tuple's
-    last entry (the rho of W) is >= 0 (see :func:`minmaxlab.engine.driver.simulate`)."""
-    indptr, indices, weights, avg_degree, cheb_rho = graph
-    if cheb_rho >= 0.0:
-        return chebyshev_gossip(Y, tmp, prev, t, round0, indptr, indices, weights, cheb_rho)
-    return gossip(Y, tmp, t, round0, indptr, indices, weights)
-
-
-@njit(cache=True)
 def pack_rows(Y, rows, buf):
     """buf[q] = Y[rows[q]]: the rows one block sends to the other blocks in one gossip round."""
     d = Y.shape[1]

@@ -269,13 +269,14 @@ PHASE_COUNTS = np.array([[*plan_counts(a), *plan_counts(a, init=True), plan(a).c
 
 
 @njit(cache=True)
-def costs(alg, k, t, d, M, avg_degree):
+def costs(alg, k, t, d, M, avg_degree, msg):
     """(oracle calls per worker, floats sent per worker) of iteration k (k = 0: initialization)
     with t gossip rounds, model size d, M workers and average degree ``avg_degree``, from the
-    plan's counts: an oracle phase is one call, a gossip phase t rounds of d floats to each
-    neighbour, an exact average 2 d (M - 1) / M floats (ring all-reduce)."""
+    plan's counts: an oracle phase is one call, a gossip phase t rounds of a message of ``msg``
+    floats (d, or fewer when compressed) to each neighbour, an exact average 2 d (M - 1) / M
+    floats (ring all-reduce)."""
     c = 3 if k == 0 else 0
     calls, gossips, averages = PHASE_COUNTS[alg, c], PHASE_COUNTS[alg, c + 1], PHASE_COUNTS[alg, c + 2]
     if k > 0 and t == 0:  # an iteration without its periodic average
         averages -= PHASE_COUNTS[alg, 6]
-    return float(calls), gossips * (t * d * avg_degree) + averages * (2.0 * d * (M - 1) / M)
+    return float(calls), gossips * (t * msg * avg_degree) + averages * (2.0 * d * (M - 1) / M)
