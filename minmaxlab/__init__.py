@@ -21,6 +21,7 @@ from minmaxlab.algorithms import (
     Algorithm,
     CPOAdam,
     DPOAdam,
+    Gossiping,
     LocalOSGDA,
     LocalSGDA,
     algorithm,
@@ -46,7 +47,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ALGORITHMS", "Algorithm", "AlgorithmError", "Ball", "Box", "CPOAdam", "CPOSG", "ConfigError",
-    "DEG", "DEGMC", "DMHSGD", "DPOAdam", "DPOSG", "DPOSGGT", "DSGDA", "FAMILIES", "GTDA", "L1",
+    "DEG", "DEGMC", "DMHSGD", "DPOAdam", "DPOSG", "DPOSGGT", "DSGDA", "FAMILIES", "GTDA", "Gossiping", "L1",
     "LocalOSGDA", "LocalSGDA", "MinmaxlabError", "Noise", "OSG",
     "Problem", "ProblemError", "Simplex", "TimeVarying", "Topology", "TopologyError", "Trace",
     "accuracy", "algorithm", "bytes_per_worker", "certify", "problem", "run", "topology",

@@ -38,7 +38,7 @@ def bytes_per_worker(problem, topology, algorithm) -> dict[str, float]:
     seq = topology.sequence if hasattr(topology, "sequence") else [topology]
     parts = {
         "iterates": 3 * d * WORD,
-        "state": state_rows(algorithm.alg_id) * d * WORD,
+        "state": state_rows(algorithm.plan()) * d * WORD,
         "scratch": 3 * d * WORD,
         "stream": STATE_WORDS * WORD,
         "topology": sum(t.nbytes for t in seq) / M,

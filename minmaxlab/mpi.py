@@ -12,7 +12,7 @@ block: its rows of X and Z, its gradients, moments, random streams (worker i's s
 (seed, i) only, see :func:`minmaxlab.simulate.worker_streams`), and its workers' data (the rows of
 the problem's A and S when they have one row per worker, the finite-sum components).
 
-Arithmetic. Each rank runs the algorithm's plan (``engine.plans.PLANS``) through the same phase
+Arithmetic. Each rank runs the algorithm's plan (``Algorithm.kernel_plan``) through the same phase
 kernels as the simulator (``engine.plans.local_ops``: local steps, projections, oracle, optimistic
 Adam), so its workers' oracle calls and updates are the simulator's, bit for bit.
 
@@ -385,7 +385,7 @@ class _Rank:
         self.seed, self.every_iteration, self.blowup = seed, every_iteration, blowup
         self.record_iterates, self.fail_at = record_iterates, fail_at
         self.m, self.lo = m, self.rank * m
-        self.alg = algorithm.alg_id
+        self.ops, self.init_ops, self.counts = algorithm.kernel_plan()
         M, d = setup.M, setup.d
         self.kern = kernels_for(problem, offset=self.lo)
         self.plan = _GossipPlan(setup.indptr, setup.indices, setup.weights, self.rank, self.ranks, m)
@@ -395,8 +395,7 @@ class _Rank:
         self.X, self.Z = self.Xext[:m], self.Zext[:m]
         self.X[:] = setup.X[self.lo: self.lo + m]
         self.Z[:] = self.X
-        averages = (plans.OP_AVERAGE_G in plans.PLANS[self.alg]
-                    or plans.OP_AVERAGE_G in plans.INIT_PLANS[self.alg])
+        averages = plans.OP_AVERAGE_G in self.ops or plans.OP_AVERAGE_G in self.init_ops
         self.Gfull = np.zeros((M, d)) if averages else None  # every worker's gradient, to average
         self.G = self.Gfull[self.lo: self.lo + m] if averages else np.zeros((m, d))
         self.Xall = None  # every worker's X, for a periodic average (allocated at the first)
@@ -475,7 +474,7 @@ class _Rank:
         spent in MPI."""
         s = self.s
         t = int(s.rounds[k - 1]) if k > 0 else 0
-        ops = plans.PLANS[self.alg] if k > 0 else plans.INIT_PLANS[self.alg]
+        ops = self.ops if k > 0 else self.init_ops
         spent = 0.0
         p = 0
         while True:
@@ -491,7 +490,7 @@ class _Rank:
                 spent += exchanges[op].rounds(t, self.gossip_rounds)
                 self.gossip_rounds += t
             p += 1
-        calls, sent = plans.costs(self.alg, k, t, s.d, s.M, s.avg_degree, s.comp[4])
+        calls, sent = plans.costs(self.counts, k, t, s.d, s.M, s.avg_degree, s.comp[4])
         self.oracle_calls += calls
         self.floats += sent
         return spent
@@ -559,7 +558,7 @@ class _Rank:
                                 self.plan.indices, self.plan.weights)
             gossip.chebyshev_combine(ex.tmp.copy(), ex.tmp.copy(), ex.tmp.copy(),
                                      gossip.chebyshev_weights(s.cheb_rho, 2)[0])
-        plans.costs(self.alg, 0, 0, d, M, s.avg_degree, float(d))
+        plans.costs(self.counts, 0, 0, d, M, s.avg_degree, float(d))
         if s.comp[0] != compression.COMP_NONE:
             w = np.zeros(2 * d)
             compression.compress_rows(self.X.copy(), self.X.copy(), w, s.comp, self.args[0][6].copy())
@@ -599,7 +598,7 @@ class _Rank:
                                           choco=(Y, s.comp, state, work))
         else:
             gossiped = [(plans.OP_GOSSIP_Z, self.Zext), (plans.OP_GOSSIP_X, self.Xext)]
-            if plans.OP_GOSSIP_Y in plans.PLANS[self.alg]:
+            if plans.OP_GOSSIP_Y in self.ops:
                 gossiped.append((plans.OP_GOSSIP_Y, self.S1ext))
             exchanges = {op: _Exchange(self.MPI, graph, self.plan, Y, sendbuf, tmp, cheb)
                          for op, Y in gossiped}

@@ -14,7 +14,7 @@ import numpy as np
 from minmaxlab.algorithms import OSG, Algorithm
 from minmaxlab.constraints import encode_pair
 from minmaxlab.engine import chain, compression, driver, metrics, oracle, streams
-from minmaxlab.engine.plans import plan, replays_samples, state_rows
+from minmaxlab.engine.plans import replays_samples, state_rows
 from minmaxlab.errors import AlgorithmError, MinmaxlabError
 from minmaxlab.meta import provenance
 from minmaxlab.problems.base import Problem
@@ -38,7 +38,7 @@ def algorithm_streams(algorithm: Algorithm, seed: int, workers: int, offset: int
     """The workers' random streams (:func:`worker_streams`), with room for a mark per worker when
     the algorithm replays samples (its words STATE_WORDS.. hold the mark; the draws are the same)."""
     state = worker_streams(seed, workers, offset)
-    if replays_samples(algorithm.alg_id):
+    if replays_samples(algorithm.plan()):
         state = np.ascontiguousarray(np.concatenate([state, state], axis=1))
     return state
 
@@ -50,9 +50,9 @@ def algorithm_state(algorithm: Algorithm, workers: int, dim: int, extra: int = 0
     reads and one row in all for the others (8 x dim bytes per worker saved each). ``extra`` more
     rows after the workers' in the arrays that are gossiped (the rows an MPI rank receives from
     its neighbours: a tracker, the public copies)."""
-    used = state_rows(algorithm.alg_id)
+    used = state_rows(algorithm.plan())
     hats = getattr(algorithm, "compression", "none") != "none"
-    tracker = "gossip_y" in plan(algorithm.alg_id)
+    tracker = "gossip_y" in algorithm.plan()[0]
     rows = []
     for s in range(3):
         gossiped = (s == 0 and tracker) or (s > 0 and hats)

@@ -80,7 +80,7 @@ def run(problem: Problem, topology, algorithm: Algorithm, iterations: int, seed:
     start = time.perf_counter()
     with threadpool_limits(limits=1):  # the kernels' BLAS products are small: no thread pool
         status, k_last, rows = simulate(
-            algorithm.alg_id, s.rounds,
+            algorithm.kernel_plan(), s.rounds,
             (fid, P, A, S, problem._A_mean, problem._S_mean, s.mean_loop),
             (s.noise_kind, s.noise_scale, s.batch, s.shifts),
             (s.indptr, s.indices, s.weights, s.avg_degree, s.cheb_rho, s.comp),

@@ -310,7 +310,7 @@ def _grid_cells(study: Study, g: dict, role: str, overrides: dict) -> list[dict]
         cell = {
             "study": study.name,
             "experiment": study.experiment,
-            "source": _source_digest(prob.get("name")),
+            "source": _source_digest(prob.get("name"), alg.get("name")),
             "role": role,
             "problem": prob,
             "workers": M,
@@ -396,15 +396,18 @@ IDENTITY = ("role", "problem", "workers", "topology", "algorithm", "seed", "iter
             "every_iteration", "record_iterates", "experiment", "source")
 
 
-def _source_digest(name) -> str | None:
-    """For a user's game, a hash of the file that defines it: editing the game never reuses the
-    results of the old one. None for the library's problems."""
+def _source_digest(problem, algorithm=None) -> str | None:
+    """For a user's game or method, a hash of the files that define them: editing either never
+    reuses the results of the old code. None for the library's problems and methods."""
+    from minmaxlab import userspec
     from minmaxlab.problems import is_user_problem, user_source
 
-    if not is_user_problem(name):
+    paths = [user_source(problem) if is_user_problem(problem) else None,
+             userspec.source(algorithm) if userspec.is_user_spec(algorithm) else None]
+    if not any(paths):
         return None
-    path = user_source(name)
-    return hashlib.blake2b(path.read_bytes(), digest_size=8).hexdigest() if path else None
+    data = b"".join(p.read_bytes() for p in paths if p)
+    return hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
 def run_id(cell: dict) -> str:

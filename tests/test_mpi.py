@@ -270,7 +270,7 @@ def test_plans_driven_from_python_reproduce_the_simulator(alg):
     done = 0
     for k in range(26):
         t = int(s.rounds[k - 1]) if k else 0
-        ops = plans.PLANS[alg.alg_id] if k else plans.INIT_PLANS[alg.alg_id]
+        ops = alg.kernel_plan()[0] if k else alg.kernel_plan()[1]
         p = 0
         while True:
             p = plans.local_ops(ops, p, k, *args)
@@ -329,3 +329,24 @@ def test_a_rank_that_fails_before_the_run_stops_the_job(mpiexec, tmp_path):
     assert rc != 0
     assert "rank 2" in err and "this rank cannot load the game" in err, err
     assert secs < 60 and not (tmp_path / "x.csv").exists()
+
+
+def test_a_users_method_on_mpi_equals_the_simulator(mpiexec, tmp_path):
+    """An algorithm class from a file (README, "Your own method"), named in a run file: every
+    rank imports it, and the MPI table is the simulator's, bit for bit."""
+    from test_user_method import METHOD  # tests/ is on sys.path (above)
+
+    from minmaxlab.cli import main
+
+    (tmp_path / "my_method.py").write_text(METHOD)
+    toml = _run_file(tmp_path)
+    toml.write_text(toml.read_text().replace('name = "dposg"', f'name = "{tmp_path}/my_method.py:LocalEG"'))
+    assert main(["run", str(toml), "--out", str(tmp_path / "sim.csv")]) == 0
+    rc, out, err, _ = _launch(mpiexec, 2, ["-m", "minmaxlab.cli", "run", str(toml), "--backend", "mpi",
+                                           "--out", str(tmp_path / "mpi.csv")], tmp_path, timeout=300)
+    assert rc == 0, err[-3000:]
+    sim = pd.read_csv(tmp_path / "sim.csv")
+    par = pd.read_csv(tmp_path / "mpi.csv")
+    pd.testing.assert_frame_equal(par[sim.columns], sim, check_exact=True)
+    spec = json.loads((tmp_path / "mpi.csv.json").read_text())["algorithm"]
+    assert spec["algorithm"] == "local_eg" and spec["defined_in"].endswith("my_method.py:LocalEG")

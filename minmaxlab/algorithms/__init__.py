@@ -10,12 +10,14 @@ parameters, e.g. ``dposg[rounds=3,eta=0.05]``.
 
 from __future__ import annotations
 
+import inspect
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, is_dataclass
 from typing import ClassVar
 
 import numpy as np
 
+from minmaxlab import userspec
 from minmaxlab.engine import plans
 from minmaxlab.errors import AlgorithmError, did_you_mean
 from minmaxlab.topology import rounds_for_eps
@@ -66,9 +68,32 @@ class Algorithm:
     decentralized: ClassVar[bool] = True
     optimistic: ClassVar[bool] = True
     oracle_calls_per_iteration: ClassVar[int] = 1
+    # an algorithm defined outside the package gives its plan by phase names (the built-in ones
+    # have theirs in the engine's table under alg_id): see "Your own method" in the README
+    phases: ClassVar[tuple] = ()
+    init_phases: ClassVar[tuple] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "eta", _check_eta(self.key, self.eta))
+        if self.phases:
+            try:
+                plans.encode(self.phases, self.init_phases)
+            except ValueError as exc:
+                raise AlgorithmError(f"{self.key}: {exc}") from None
+        elif self.alg_id < 0:
+            raise AlgorithmError(f"{self.key}: an algorithm needs its phases (a tuple of phase "
+                                 f"names, e.g. {plans.plan(plans.ALG_DPOSG)})")
+
+    # -- its plan
+    def plan(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(the phases of an iteration, the phases of the initialization), by name."""
+        if self.phases:
+            return tuple(self.phases), tuple(self.init_phases)
+        return plans.plan(self.alg_id), plans.plan(self.alg_id, init=True)
+
+    def kernel_plan(self) -> tuple:
+        """(ops, init_ops, counts): the plan in the kernels' form (plans.encode)."""
+        return plans.encode(*self.plan())
 
     # -- description
     def params(self) -> dict:
@@ -103,7 +128,15 @@ class Algorithm:
         d = self.params()
         if isinstance(d["eta"], tuple):
             d["eta"] = list(d["eta"])
-        return {"algorithm": self.key, **d}
+        out = {"algorithm": self.key, **d}
+        if self.alg_id < 0:  # a user's method: where its class is, to run it again
+            cls = type(self)
+            try:
+                where = inspect.getfile(cls)
+            except (TypeError, OSError):  # defined interactively
+                where = cls.__module__
+            out["defined_in"] = f"{where}:{cls.__qualname__}"
+        return out
 
     # -- what the kernel needs
     def eta_vector(self, dim: int, dim_u: int) -> np.ndarray:
@@ -121,7 +154,7 @@ class Algorithm:
 
 
 @dataclass(frozen=True)
-class _Gossiping(Algorithm):
+class Gossiping(Algorithm):
     """A method that gossips: ``rounds`` rounds per gossip phase, each a product with W
     (``gossip="plain"``: W^t) or the Chebyshev-accelerated polynomial of W of degree t
     (``gossip="chebyshev"``: P_t(W) = T_t(W / rho) / T_t(1 / rho), whose contraction
@@ -145,7 +178,7 @@ class _Gossiping(Algorithm):
 
 
 @dataclass(frozen=True)
-class DPOSG(_Gossiping):
+class DPOSG(Gossiping):
     """Decentralized parallel optimistic stochastic gradient (Liu et al., NeurIPS 2020).
 
     Update (rows = workers), ``variant="default"``:
@@ -280,7 +313,7 @@ class OSG(CPOSG):
 
 
 @dataclass(frozen=True)
-class DSGDA(_Gossiping):
+class DSGDA(Gossiping):
     """Decentralized simultaneous (stochastic) gradient descent-ascent with gossip, no optimism:
         X = W^t (X - eta g(X))
     Diverges on bilinear games (a negative control); converges on strongly monotone ones.
@@ -293,7 +326,7 @@ class DSGDA(_Gossiping):
 
 
 @dataclass(frozen=True)
-class DEG(_Gossiping):
+class DEG(Gossiping):
     """Decentralized (stochastic) extragradient, two oracle calls per iteration:
         Z = W^t (X - eta g(X));  X = W^t (X - eta g(Z))
     Reference: Korpelevich 1976; stochastic form: Juditsky, Nemirovski, Tauvel 2011.
@@ -323,7 +356,7 @@ class DEGMC(DEG):
 
 
 @dataclass(frozen=True)
-class GTDA(_Gossiping):
+class GTDA(Gossiping):
     """Gradient-tracking descent-ascent: every worker follows a tracker y_i of the mean gradient
     instead of its own, in adapt-then-combine form:
         X = W^t (X - eta Y);  Y = W^t (Y + g(X) - G_prev);  Z = X
@@ -344,7 +377,7 @@ class GTDA(_Gossiping):
 
 
 @dataclass(frozen=True)
-class DPOSGGT(_Gossiping):
+class DPOSGGT(Gossiping):
     """DPOSG with gradient tracking. Construction: DPOSG's two steps use the tracker y_i of the
     mean of the latest gradients in place of the worker's own gradient, and the tracker is
     gossiped like the iterates (adapt-then-combine):
@@ -414,7 +447,7 @@ class LocalOSGDA(LocalSGDA):
 
 
 @dataclass(frozen=True)
-class DMHSGD(_Gossiping):
+class DMHSGD(Gossiping):
     """Decentralized minimax hybrid stochastic gradient: gradient tracking on a STORM (hybrid)
     estimator of each worker's gradient instead of the raw stochastic gradient:
         X_prev = X;  X = W^t (X - eta Y)
@@ -462,7 +495,7 @@ class DMHSGD(_Gossiping):
 
 
 @dataclass(frozen=True)
-class DPOAdam(_Gossiping):
+class DPOAdam(Gossiping):
     """Decentralized parallel optimistic Adam (the adaptive variant used for GAN training):
         g_i = g_i(x_i);  m_i = b1 m_i + (1 - b1) g_i;  v_i = b2 v_i + (1 - b2) g_i^2;
         D_i^k = mhat_i / (sqrt(vhat_i) + eps);  x_i = sum_j (W^t)_ij (x_j - 2 eta D_j^k + eta D_j^{k-1})
@@ -525,19 +558,35 @@ def phase_counts(name: str) -> tuple[int, int, int]:
     """(oracle calls, gossip phases, exact averages) of one iteration of the algorithm ``name``
     (a key of :func:`algorithm`), counted from its plan; a gossip phase is ``rounds`` rounds."""
     alg = algorithm(name, eta=1.0)
-    return plans.plan_counts(alg.alg_id)
+    return plans.count_phases(alg.plan()[0])
+
+
+def user_algorithm(spec: str) -> type[Algorithm]:
+    """The algorithm class a user defines outside the package, named by ``FILE.py:CLASS`` or
+    ``pkg.module:CLASS``: a frozen dataclass subclass of :class:`Algorithm` (or
+    :class:`Gossiping`) with its ``key`` and its ``phases`` (see "Your own method" in the
+    README). Every process that runs it (a study's workers, MPI ranks) imports it by that name."""
+    _, cls = userspec.load(spec, "user algorithm", AlgorithmError)
+    if not (isinstance(cls, type) and issubclass(cls, Algorithm) and is_dataclass(cls)):
+        raise AlgorithmError(f"user algorithm {spec!r}: must be a dataclass subclass of "
+                             f"minmaxlab.Algorithm, got {cls!r}")
+    return cls
 
 
 def algorithm(name: str, **params) -> Algorithm:
-    """Build an algorithm spec from its key (``dposg``, ``dposg_single``, ``cposg``, ...)."""
+    """Build an algorithm spec from its key (``dposg``, ``dposg_single``, ``cposg``, ...) or a
+    user's class ``FILE.py:CLASS`` / ``pkg.module:CLASS`` (:func:`user_algorithm`)."""
     if name == "dposg_single":
         params.setdefault("variant", "single_exchange")
         name = "dposg"
-    if not isinstance(name, str) or name not in ALGORITHMS:
+    if userspec.is_user_spec(name):
+        cls = user_algorithm(name)
+    elif not isinstance(name, str) or name not in ALGORITHMS:
         raise AlgorithmError(f"unknown algorithm {name!r}"
                              f"{did_you_mean(name, [*ALGORITHMS, 'dposg_single'])}; algorithms: "
-                             f"{sorted([*ALGORITHMS, 'dposg_single'])}")
-    cls = ALGORITHMS[name]
+                             f"{sorted([*ALGORITHMS, 'dposg_single'])} or a class FILE.py:CLASS")
+    else:
+        cls = ALGORITHMS[name]
     allowed = [f.name for f in fields(cls)]
     unknown = sorted(set(params) - set(allowed))
     if unknown:
@@ -548,6 +597,6 @@ def algorithm(name: str, **params) -> Algorithm:
     return cls(**params)
 
 
-__all__ = ["Algorithm", "DPOSG", "CPOSG", "OSG", "DSGDA", "DEG", "DPOAdam", "CPOAdam", "DEGMC",
+__all__ = ["Algorithm", "Gossiping", "DPOSG", "CPOSG", "OSG", "DSGDA", "DEG", "DPOAdam", "CPOAdam", "DEGMC",
            "GTDA", "DPOSGGT", "LocalSGDA", "LocalOSGDA", "DMHSGD", "ALGORITHMS",
-           "algorithm"]
+           "algorithm", "user_algorithm"]

@@ -17,7 +17,6 @@ from minmaxlab.engine.metrics import (
 )
 from minmaxlab.engine.oracle import add_noise, oracle_all, oracle_is_mean
 from minmaxlab.engine.plans import (
-    INIT_PLANS,
     OP_ADAM_X,
     OP_AVERAGE_G,
     OP_COPY_Z,
@@ -34,7 +33,6 @@ from minmaxlab.engine.plans import (
     OP_STEP_Z_Y,
     OP_TRACK_IN,
     OP_TRACK_OUT,
-    PLANS,
     costs,
     storm_op,
     tracked_step,
@@ -72,9 +70,11 @@ def gossip_phase(Y, hat, t, round0, graph, scratch, state):
 
 
 @njit(cache=True)
-def simulate(alg, rounds, operator, noise, graph, steps, constraints, workers, recording):
-    """Run ``rounds.shape[0]`` iterations of algorithm ``alg`` (``rounds[k - 1]`` gossip rounds per
+def simulate(plan, rounds, operator, noise, graph, steps, constraints, workers, recording):
+    """Run ``rounds.shape[0]`` iterations of an algorithm (``rounds[k - 1]`` gossip rounds per
     gossip phase at iteration k) from the workers' state, in place. The arguments are tuples:
+
+    - plan = (ops, init_ops, counts): the algorithm's plan (:func:`minmaxlab.engine.plans.encode`);
 
     - operator = (fid, P, A, S, Abar, Sbar, mean_loop): the family's data, the mean operator's;
     - noise = (noise_kind, noise_scale, batch, shifts);
@@ -91,7 +91,7 @@ def simulate(alg, rounds, operator, noise, graph, steps, constraints, workers, r
       moments, a tracker) and random stream;
     - recording = (solution, has_solution, record, out, blowup, every_iteration, traj).
 
-    Every iteration runs the plan ``PLANS[alg]`` (``INIT_PLANS[alg]`` at iteration 0) on all workers
+    Every iteration runs the plan's ``ops`` (``init_ops`` at iteration 0) on all workers
     as one block: the local phases as in :func:`local_ops`, gossip by :func:`gossip` and exact
     averaging by :func:`average_rows`. Records the metric columns COLUMNS at the iterations listed
     in ``record`` (sorted; 0 = the initial state) into ``out``, and the network average zbar into
@@ -99,6 +99,7 @@ def simulate(alg, rounds, operator, noise, graph, steps, constraints, workers, r
     [-blowup, blowup] or stops being finite stops there. Returns (status, last_iteration,
     rows_written).
     """
+    plan_ops, init_ops, counts = plan
     fid, P, A, S, Abar, Sbar, mean_loop = operator
     noise_kind, noise_scale, batch, shifts = noise
     avg_degree = graph[3]
@@ -141,7 +142,7 @@ def simulate(alg, rounds, operator, noise, graph, steps, constraints, workers, r
     k_last = np.int64(0)
     for k in range(0, K + 1):
         t = rounds[k - 1] if k > 0 else 0
-        ops = PLANS[alg] if k > 0 else INIT_PLANS[alg]
+        ops = plan_ops if k > 0 else init_ops
         want = row < nrec and record[row] == k
         metrics = every_iteration or want
         have_fz = False  # FZ holds F(z_i) at the current Z
@@ -196,7 +197,7 @@ def simulate(alg, rounds, operator, noise, graph, steps, constraints, workers, r
             elif t > 0:  # OP_AVERAGE_X on an iteration that averages
                 average_rows(X)
             p += 1
-        calls, sent = costs(alg, k, t, d, M, avg_degree, graph[5][4])
+        calls, sent = costs(counts, k, t, d, M, avg_degree, graph[5][4])
         oracle_calls += calls
         floats += sent
         # divergence: non-finite or exploding iterates stop the run

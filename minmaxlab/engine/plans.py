@@ -239,44 +239,64 @@ STATE_USE = {"adam_x": ("first moment m", "second moment v", "last step D_{k-1}"
              "storm_in": ("tracker Y of the mean estimator", "STORM estimator V", "previous X")}
 
 
-def replays_samples(alg: int) -> bool:
-    """Whether algorithm ``alg`` marks and rewinds its streams (its stream states then carry a
-    second group of STATE_WORDS words for the mark)."""
-    return "stream_mark" in plan(alg)
+def _names(plan_or_alg) -> tuple[str, ...]:
+    """The phase names of an iteration and of the initialization together: from an algorithm id
+    or a (iteration, initialization) pair of name tuples."""
+    if isinstance(plan_or_alg, (int, np.integer)):
+        return plan(int(plan_or_alg)) + plan(int(plan_or_alg), init=True)
+    return tuple(plan_or_alg[0]) + tuple(plan_or_alg[1])
 
 
-def state_rows(alg: int) -> int:
-    """How many of S1, S2, S3 algorithm ``alg`` reads (0, 1 or 3)."""
-    ops = plan(alg) + plan(alg, init=True)
+def replays_samples(plan_or_alg) -> bool:
+    """Whether the algorithm (an id, or its phase names) marks and rewinds its streams (its
+    stream states then carry a second group of STATE_WORDS words for the mark)."""
+    return "stream_mark" in _names(plan_or_alg)
+
+
+def state_rows(plan_or_alg) -> int:
+    """How many of S1, S2, S3 the algorithm (an id, or its phase names) reads (0, 1 or 3)."""
+    ops = _names(plan_or_alg)
     return max((len(use) for op, use in STATE_USE.items() if op in ops), default=0)
+
+
+def count_phases(ops: tuple[str, ...]) -> tuple[int, int, int]:
+    """(oracle calls, gossip phases, exact averages) of a sequence of phase names. A periodic
+    average (average_x) counts as one; it costs only on the iterations whose rounds are > 0."""
+    return (sum(op.startswith("oracle") for op in ops), sum(op.startswith("gossip") for op in ops),
+            ops.count("average_g") + ops.count("average_x"))
 
 
 def plan_counts(alg: int, init: bool = False) -> tuple[int, int, int]:
     """(oracle calls, gossip phases, exact averages) of one iteration of algorithm ``alg`` (of its
     initialization with ``init``), counted from its plan: the one place an algorithm's costs come
-    from (the engines' records and the cost model read them here). A periodic average
-    (average_x) counts as one; it costs only on the iterations whose rounds are > 0."""
-    ops = plan(alg, init=init)
-    return (sum(op.startswith("oracle") for op in ops), sum(op.startswith("gossip") for op in ops),
-            ops.count("average_g") + ops.count("average_x"))
+    from (the engines' records and the cost model read them here)."""
+    return count_phases(plan(alg, init=init))
 
 
-# per algorithm: (oracle calls, gossip phases, exact averages) of an iteration, then of the
-# initialization, then its periodic averages; the kernels read them here instead of counting the
-# plan at every iteration
-PHASE_COUNTS = np.array([[*plan_counts(a), *plan_counts(a, init=True), plan(a).count("average_x")]
-                         for a in range(len(PLANS))], dtype=np.int64)
+def encode(iteration: tuple[str, ...], init: tuple[str, ...] = ()) -> tuple:
+    """The kernels' form of a plan given by phase names: (ops, init_ops, counts), with ops and
+    init_ops int64 arrays ending in OP_END and counts = (oracle calls, gossip phases, exact
+    averages) of an iteration, then of the initialization, then the periodic averages. Raises
+    ValueError naming an unknown phase."""
+    for name in (*iteration, *init):
+        if name not in OP_NAMES[1:]:
+            raise ValueError(f"unknown phase {name!r}; phases: {', '.join(OP_NAMES[1:])}")
+    ops = np.array([OP_NAMES.index(n) for n in iteration] + [OP_END], dtype=np.int64)
+    init_ops = np.array([OP_NAMES.index(n) for n in init] + [OP_END], dtype=np.int64)
+    counts = np.array([*count_phases(tuple(iteration)), *count_phases(tuple(init)),
+                       tuple(iteration).count("average_x")], dtype=np.int64)
+    return ops, init_ops, counts
 
 
 @njit(cache=True)
-def costs(alg, k, t, d, M, avg_degree, msg):
+def costs(counts, k, t, d, M, avg_degree, msg):
     """(oracle calls per worker, floats sent per worker) of iteration k (k = 0: initialization)
     with t gossip rounds, model size d, M workers and average degree ``avg_degree``, from the
-    plan's counts: an oracle phase is one call, a gossip phase t rounds of a message of ``msg``
-    floats (d, or fewer when compressed) to each neighbour, an exact average 2 d (M - 1) / M
-    floats (ring all-reduce)."""
+    plan's ``counts`` (:func:`encode`): an oracle phase is one call, a gossip phase t rounds of a
+    message of ``msg`` floats (d, or fewer when compressed) to each neighbour, an exact average
+    2 d (M - 1) / M floats (ring all-reduce)."""
     c = 3 if k == 0 else 0
-    calls, gossips, averages = PHASE_COUNTS[alg, c], PHASE_COUNTS[alg, c + 1], PHASE_COUNTS[alg, c + 2]
+    calls, gossips, averages = counts[c], counts[c + 1], counts[c + 2]
     if k > 0 and t == 0:  # an iteration without its periodic average
-        averages -= PHASE_COUNTS[alg, 6]
+        averages -= counts[6]
     return float(calls), gossips * (t * msg * avg_degree) + averages * (2.0 * d * (M - 1) / M)

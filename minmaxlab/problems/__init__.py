@@ -10,16 +10,13 @@ the family keys; ``params`` override the instance's parameters.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import inspect
 import os
-import re
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from minmaxlab import userspec
 from minmaxlab.errors import ConfigError, ProblemError, did_you_mean, read_toml
 from minmaxlab.problems.base import Noise, Problem
 from minmaxlab.problems.covariance import CovarianceWGAN
@@ -140,69 +137,26 @@ def check_claims(prob: Problem, claimed: dict, where: str, rtol: float = 1e-5) -
             raise ProblemError(f"{where}: claims {key} = {want} but the family declares {have}")
 
 
-_USER_SPEC = re.compile(r"^(?P<where>.+\.py|[A-Za-z_][\w.]*):(?P<function>[A-Za-z_]\w*)$")
 _USER_PROBLEMS: dict[tuple, Problem] = {}
 
 
 def is_user_problem(name: str) -> bool:
     """True for a user's problem factory, ``FILE.py:FUNCTION`` or ``pkg.module:FUNCTION``."""
-    return isinstance(name, str) and _USER_SPEC.match(name) is not None
+    return userspec.is_user_spec(name)
 
 
 def _user_function(spec: str):
-    m = _USER_SPEC.match(spec)
-    where, fname = m.group("where"), m.group("function")
-    if where.endswith(".py"):
-        path = Path(where)
-        if not path.is_file():
-            found = [d / where for d in instance_dirs() if (d / where).is_file()]
-            if not found:
-                raise ProblemError(f"user problem {spec!r}: no file {where} (relative to the "
-                                   f"current folder {Path.cwd()} or the problems folders)")
-            path = found[0]
-        path = path.resolve()
-        name = "minmaxlab_user_" + re.sub(r"\W", "_", str(path))
-        try:
-            module = sys.modules.get(name)
-            if module is None:
-                loader = importlib.util.spec_from_file_location(name, path)
-                module = importlib.util.module_from_spec(loader)
-                loader.loader.exec_module(module)
-                sys.modules[name] = module
-        except Exception as exc:  # the user's code: report its first line, never a traceback
-            raise ProblemError(f"user problem {spec!r}: importing {path} failed: "
-                               f"{type(exc).__name__}: {exc}") from None
-        key = str(path)
-    else:
-        try:
-            module = importlib.import_module(where)
-        except Exception as exc:
-            raise ProblemError(f"user problem {spec!r}: importing module {where} failed: "
-                               f"{type(exc).__name__}: {exc}") from None
-        key = where
-    fn = getattr(module, fname, None)
+    key, fn = userspec.load(spec, "user problem", ProblemError, search=instance_dirs())
     if not callable(fn):
-        raise ProblemError(f"user problem {spec!r}: {where} has no function {fname!r}")
+        raise ProblemError(f"user problem {spec!r}: {spec.rsplit(':', 1)[0]} has no function "
+                           f"{spec.rsplit(':', 1)[1]!r}")
     return key, fn
 
 
 def user_source(spec: str) -> Path | None:
     """The file that defines a user's factory (None if it cannot be found): its contents are part
     of a run's identity, so that editing the game never reuses results of the old one."""
-    m = _USER_SPEC.match(spec) if isinstance(spec, str) else None
-    if m is None:
-        return None
-    where = m.group("where")
-    if where.endswith(".py"):
-        for path in (Path(where), *(d / where for d in instance_dirs())):
-            if path.is_file():
-                return path.resolve()
-        return None
-    try:
-        found = importlib.util.find_spec(where)
-    except (ImportError, ValueError):
-        return None
-    return Path(found.origin) if found is not None and found.origin else None
+    return userspec.source(spec, search=instance_dirs())
 
 
 def user_problem(spec: str, workers: int = 1, seed: int = 0) -> Problem:
