@@ -306,6 +306,11 @@ def test_user_operator_runs_like_the_library_family():
     assert np.allclose(a.final_z, b.final_z, atol=1e-12)
     assert np.allclose(a.to_frame().stationarity_local, b.to_frame().stationarity_local,
                        rtol=1e-9, atol=1e-15)
+    # the variance-reduced method reaches the operator through its own phase (storm_op): the
+    # user's operator must be bound there too
+    a = mml.run(lib, topo, mml.DMHSGD(eta=0.1, beta=0.5), iterations=50, z0=z0)
+    b = mml.run(user, topo, mml.DMHSGD(eta=0.1, beta=0.5), iterations=50, z0=z0)
+    assert np.allclose(a.final_z, b.final_z, atol=1e-12)
 
 
 def test_divergence_is_recorded_not_raised():
@@ -509,6 +514,7 @@ def _hetero_mean(z, out):
     out[1] = -z[0] + z[1] ** 3 / (1.0 + z[1] ** 2)
 
 
+@pytest.mark.slow  # compiles a user's chain (about 14 s): the full suite runs it
 def test_user_mean_operator_gives_the_metrics_of_the_mean_of_the_locals():
     """mean_operator(z, out) replaces the M local calls per F (M^2 per recorded point): same
     trajectories, same metrics up to the order of the additions."""
@@ -538,6 +544,7 @@ def test_user_problem_bad_dim_u_and_mean_operator():
         mml.Problem.from_operator(_hetero_op, dim=2, workers=3, L=2.0, mean_operator=3)
 
 
+@pytest.mark.slow  # compiles a user's chain (about 14 s): the full suite runs it
 def test_quadratic_metrics_of_a_user_operator_are_announced():
     import warnings
 

@@ -10,7 +10,7 @@ from numba import njit
 from minmaxlab.engine import driver, metrics, oracle, plans
 
 # callees before their callers: each function is recompiled with the ones before it already bound
-CHAIN = ((oracle, "oracle_all"), (oracle, "mean_rows"), (plans, "local_ops"),
+CHAIN = ((oracle, "oracle_all"), (oracle, "mean_rows"), (plans, "storm_op"), (plans, "local_ops"),
          (metrics, "stationarity_partial"), (metrics, "stationarity_finish"),
          (metrics, "stationarity"), (driver, "simulate"))
 
