@@ -55,12 +55,18 @@ def compress_row(v, out, kind, param, state, i):
     """out = C(v) for one row (worker i's stream for the random rounding)."""
     d = v.shape[0]
     if kind == COMP_TOP_K:
+        # k passes, each taking the largest |v_c| not yet taken (ties: the lower index); rows are
+        # short, and a sort costs seconds of compilation for nothing
         k = max(1, min(d, int(np.round(param * d))))
-        order = np.argsort(-np.abs(v), kind="mergesort")  # stable: ties keep the lower index
         out[:] = 0.0
-        for q in range(k):
-            c = order[q]
-            out[c] = v[c]
+        for _ in range(k):
+            best, big = -1, -1.0
+            for c in range(d):
+                if out[c] == 0.0 and v[c] != 0.0 and abs(v[c]) > big:
+                    best, big = c, abs(v[c])
+            if best < 0:  # the rest of v is zero
+                return
+            out[best] = v[best]
         return
     norm = 0.0
     for c in range(d):
