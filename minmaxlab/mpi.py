@@ -387,7 +387,7 @@ class _Rank:
         self.m, self.lo = m, self.rank * m
         self.ops, self.init_ops, self.counts = algorithm.kernel_plan()
         M, d = setup.M, setup.d
-        self.kern = kernels_for(problem, offset=self.lo)
+        self.kern = kernels_for(problem, offset=self.lo, algorithm=algorithm)
         self.plan = _GossipPlan(setup.indptr, setup.indices, setup.weights, self.rank, self.ranks, m)
         # the block's state; X and Z are the first m rows of arrays that receive the neighbours' rows
         self.Xext = np.zeros((m + self.plan.halo, d))

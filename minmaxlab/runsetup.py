@@ -20,7 +20,7 @@ from minmaxlab.meta import provenance
 from minmaxlab.problems.base import Problem
 from minmaxlab.topology import TimeVarying, Topology
 
-_USER_KERNELS: dict[tuple[int, int, int], tuple] = {}
+_USER_KERNELS: dict[tuple[int, int, int, int], tuple] = {}
 _NOISE_IDS = {"none": oracle.NOISE_NONE, "gaussian": oracle.NOISE_GAUSSIAN,
               "finite_sum": oracle.NOISE_FINITE_SUM, "sampled": oracle.NOISE_SAMPLED}
 DEFAULT_RECORDS = 60
@@ -295,18 +295,21 @@ def compression_spec(algorithm: Algorithm, d: int) -> tuple:
             compression.message_floats(kind, param, d))
 
 
-def kernels_for(problem: Problem, offset: int = 0):
-    """The engine's chain (:mod:`minmaxlab.engine.chain`) for the problem: the library's, or the
-    one compiled for its user operator (cached per operator and row offset)."""
-    if problem.user_operator is None:
+def kernels_for(problem: Problem, offset: int = 0, algorithm: Algorithm | None = None):
+    """The engine's chain (:mod:`minmaxlab.engine.chain`) for the problem and the algorithm: the
+    library's, or the one compiled for a user operator and/or a method's own kernel
+    (``Algorithm.kernel``), cached per operator, kernel and row offset."""
+    # read on the class: a numba dispatcher on an instance would bind it as a method
+    phase = getattr(type(algorithm), "kernel", None) if algorithm is not None else None
+    if problem.user_operator is None and phase is None:
         return chain.library()
-    mean_op = problem.mean_operator
-    key = (id(problem.user_operator), id(mean_op), int(offset))
+    mean_op = problem.mean_operator if problem.user_operator is not None else None
+    key = (id(problem.user_operator), id(mean_op), id(phase), int(offset))
     if key not in _USER_KERNELS:
         # the entry keeps the functions alive, so that their ids cannot be reused by others
-        ns = chain.user_kernels(problem.user_operator, offset=offset, mean_op=mean_op)
-        _USER_KERNELS[key] = (problem.user_operator, mean_op, ns)
-    return _USER_KERNELS[key][2]
+        ns = chain.user_kernels(problem.user_operator, offset=offset, mean_op=mean_op, phase=phase)
+        _USER_KERNELS[key] = (problem.user_operator, mean_op, phase, ns)
+    return _USER_KERNELS[key][3]
 
 
 def make_trace(problem, topology, algorithm, setup: Setup, out, traj, rows, status, k_last, X, Z,

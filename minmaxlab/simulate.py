@@ -76,7 +76,7 @@ def run(problem: Problem, topology, algorithm: Algorithm, iterations: int, seed:
     warn_quadratic_metrics(problem, every_iteration)  # the problem is known valid from here
     b1, b2, aeps = s.adam
     fid, P, A, S = s.kernel_data
-    simulate = kernels_for(problem).simulate
+    simulate = kernels_for(problem, algorithm=algorithm).simulate
     start = time.perf_counter()
     with threadpool_limits(limits=1):  # the kernels' BLAS products are small: no thread pool
         status, k_last, rows = simulate(

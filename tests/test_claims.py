@@ -321,7 +321,7 @@ def _gossip_table(a_cheb=0.5, a_plain=1.0, rhos=(0.8, 0.95, 0.987, 0.9968)):
             for t in ts:
                 level = 1e-11 if t >= need else 1e-3
                 for k in (0, 50, 100):
-                    rows.append(dict(run_id=f"{rho}{kind}{t}", topology="ring",
+                    rows.append(dict(run_id=f"{rho}{kind}{t}", algorithm="dposg", topology="ring",
                                      topology_spec=f"ring{rho}", workers=int(1000 * rho), rho=rho,
                                      rounds=t, gossip=kind, label=f"dposg[rounds={t}]", seed=0,
                                      iteration=k, stationarity_workers=level, status="ok"))

@@ -350,3 +350,22 @@ def test_a_users_method_on_mpi_equals_the_simulator(mpiexec, tmp_path):
     pd.testing.assert_frame_equal(par[sim.columns], sim, check_exact=True)
     spec = json.loads((tmp_path / "mpi.csv.json").read_text())["algorithm"]
     assert spec["algorithm"] == "local_eg" and spec["defined_in"].endswith("my_method.py:LocalEG")
+
+
+@pytest.mark.slow  # every rank compiles the engine's chain with the method's kernel
+def test_a_methods_own_kernel_on_mpi_equals_the_simulator(mpiexec, tmp_path):
+    from test_user_method import KERNEL_METHOD  # tests/ is on sys.path (above)
+
+    from minmaxlab.cli import main
+
+    (tmp_path / "momentum.py").write_text(KERNEL_METHOD)
+    toml = _run_file(tmp_path, iterations=100)
+    toml.write_text(toml.read_text().replace('name = "dposg"',
+                                             f'name = "{tmp_path}/momentum.py:MomentumGDA"'))
+    assert main(["run", str(toml), "--out", str(tmp_path / "sim.csv")]) == 0
+    rc, out, err, _ = _launch(mpiexec, 2, ["-m", "minmaxlab.cli", "run", str(toml), "--backend", "mpi",
+                                           "--out", str(tmp_path / "mpi.csv")], tmp_path, timeout=600)
+    assert rc == 0, err[-3000:]
+    sim = pd.read_csv(tmp_path / "sim.csv")
+    par = pd.read_csv(tmp_path / "mpi.csv")
+    pd.testing.assert_frame_equal(par[sim.columns], sim, check_exact=True)

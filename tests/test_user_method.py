@@ -123,3 +123,60 @@ def test_a_name_that_is_not_an_algorithm_class(method_file):
         mml.algorithm(f"{method_file}:Missing")
     with pytest.raises(AlgorithmError, match="no file"):
         mml.algorithm("nowhere.py:LocalEG")
+
+
+KERNEL_METHOD = textwrap.dedent('''
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from numba import njit
+
+    import minmaxlab as mml
+
+
+    @njit
+    def heavy_ball(X, Z, G, S1, S2, S3, eta, k):
+        for i in range(X.shape[0]):
+            for c in range(X.shape[1]):
+                S1[i, c] = 0.5 * S1[i, c] + G[i, c]
+                X[i, c] -= eta[c] * S1[i, c]
+
+
+    @dataclass(frozen=True)
+    class MomentumGDA(mml.Gossiping):
+        """V = 0.5 V + g(X); X = W^t (X - eta V); Z = X (its own kernel, the phase "user")."""
+
+        key: ClassVar[str] = "momentum_gda"
+        phases: ClassVar[tuple] = ("oracle_x", "user", "gossip_x", "copy_z")
+        kernel: ClassVar = heavy_ball
+''')
+
+
+@pytest.mark.slow  # a method's own kernel compiles the engine's chain (about a minute, uncached)
+def test_a_methods_own_kernel_runs_like_its_numpy_reference(tmp_path):
+    path = tmp_path / "momentum.py"
+    path.write_text(KERNEL_METHOD)
+    alg = mml.algorithm(f"{path}:MomentumGDA", eta=0.05, rounds=2)
+    prob = mml.problem("minty_bowl_hetero", workers=4)
+    topo = mml.topology("ring", 4)
+    z0 = np.linspace(-0.5, 0.5, prob.dim)
+    tr = mml.run(prob, topo, alg, iterations=4, z0=z0, record="all")
+    W2 = np.linalg.matrix_power(topo.W, 2)
+    X, V = np.tile(z0, (4, 1)), np.zeros((4, prob.dim))
+    for _ in range(4):
+        V = 0.5 * V + np.array([prob.F_i(i, X[i]) for i in range(4)])
+        X = W2 @ (X - 0.05 * V)
+    assert np.allclose(tr.final_x, X, rtol=1e-10, atol=1e-12)
+    assert mml.bytes_per_worker(prob, topo, alg)["state"] == 3 * 8 * prob.dim
+
+
+def test_a_kernel_must_be_a_numba_function_and_a_phase(tmp_path):
+    path = tmp_path / "bad_kernel.py"
+    path.write_text(KERNEL_METHOD.replace("kernel: ClassVar = heavy_ball",
+                                          "kernel: ClassVar = heavy_ball.py_func"))
+    with pytest.raises(AlgorithmError, match="needs kernel = a numba.njit"):
+        mml.algorithm(f"{path}:MomentumGDA", eta=0.05)
+    other = tmp_path / "unused_kernel.py"  # a file is imported once per process: a new one
+    other.write_text(KERNEL_METHOD.replace('"oracle_x", "user", "gossip_x"', '"oracle_x", "gossip_x"'))
+    with pytest.raises(AlgorithmError, match="runs only as the phase 'user'"):
+        mml.algorithm(f"{other}:MomentumGDA", eta=0.05)

@@ -72,6 +72,9 @@ class Algorithm:
     # have theirs in the engine's table under alg_id): see "Your own method" in the README
     phases: ClassVar[tuple] = ()
     init_phases: ClassVar[tuple] = ()
+    # its own local phase (the phase "user"): a numba function kernel(X, Z, G, S1, S2, S3, eta, k)
+    # that updates the block's rows in place; runs with it compile the engine's chain again
+    kernel: ClassVar = None
 
     def __post_init__(self):
         object.__setattr__(self, "eta", _check_eta(self.key, self.eta))
@@ -83,6 +86,14 @@ class Algorithm:
         elif self.alg_id < 0:
             raise AlgorithmError(f"{self.key}: an algorithm needs its phases (a tuple of phase "
                                  f"names, e.g. {plans.plan(plans.ALG_DPOSG)})")
+        uses = "user" in (*self.phases, *self.init_phases)
+        kernel = type(self).kernel  # on the class: a dispatcher on an instance binds as a method
+        if uses and not hasattr(kernel, "py_func"):
+            raise AlgorithmError(f"{self.key}: the phase 'user' needs kernel = a numba.njit "
+                                 f"function (X, Z, G, S1, S2, S3, eta, k), got {kernel!r}")
+        if kernel is not None and not uses:
+            raise AlgorithmError(f"{self.key}: a kernel runs only as the phase 'user' of its "
+                                 "phases")
 
     # -- its plan
     def plan(self) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -20,9 +20,11 @@ def library() -> types.SimpleNamespace:
     return types.SimpleNamespace(**{name: getattr(module, name) for module, name in CHAIN})
 
 
-def user_kernels(user_op, offset: int = 0, mean_op=None) -> types.SimpleNamespace:
-    """The chain compiled for a user operator ``user_op(i, z, out)`` (without the disk cache: the
-    compiled code depends on the user's function).
+def user_kernels(user_op=None, offset: int = 0, mean_op=None, phase=None) -> types.SimpleNamespace:
+    """The chain compiled for a user operator ``user_op(i, z, out)`` and/or a method's own kernel
+    ``phase(X, Z, G, S1, S2, S3, eta, k)`` (bound as plans.user_phase; without the disk cache:
+    the compiled code depends on the user's functions). Without an operator the library's family
+    dispatch stays.
 
     ``offset``: the global index of the first row when the rows are a block of workers (the MPI
     backend); F at row r is then worker offset + r's operator. Calls that name their worker (the
@@ -30,13 +32,14 @@ def user_kernels(user_op, offset: int = 0, mean_op=None) -> types.SimpleNamespac
     directly instead of averaging the M local operators.
     """
     offset = int(offset)
+    bound = {} if phase is None else {"user_phase": phase}
+    if user_op is not None:
+        @njit
+        def user_rows(fid, Z, O, P, A, S, worker, state, batch):
+            for r in range(Z.shape[0]):
+                user_op(worker if worker >= 0 else offset + r, Z[r], O[r])
 
-    @njit
-    def user_rows(fid, Z, O, P, A, S, worker, state, batch):
-        for r in range(Z.shape[0]):
-            user_op(worker if worker >= 0 else offset + r, Z[r], O[r])
-
-    bound = {"rows": user_rows}
+        bound["rows"] = user_rows
     if mean_op is not None:
         @njit
         def user_mean_rows(Z, O, tmp, fid, P, Abar, Sbar, mean_loop, nostate, M):

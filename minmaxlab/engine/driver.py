@@ -33,9 +33,11 @@ from minmaxlab.engine.plans import (
     OP_STEP_Z_Y,
     OP_TRACK_IN,
     OP_TRACK_OUT,
+    OP_USER,
     costs,
     storm_op,
     tracked_step,
+    user_phase,
 )
 from minmaxlab.engine.projections import project_rows
 from minmaxlab.engine.streams import STATE_WORDS
@@ -190,6 +192,9 @@ def simulate(plan, rounds, operator, noise, graph, steps, constraints, workers, 
                 add_rows(S1.reshape(-1), Gf, 1.0)
             elif op == OP_GOSSIP_Y:
                 gossip_rounds += gossip_phase(S1, S1, t, gossip_rounds, graph, scratch, state)
+            elif op == OP_USER:
+                user_phase(X, Z, G, S1, S2, S3, eta, k)
+                have_fz = False
             elif op >= OP_SAVE_X:
                 storm_op(op, workers, beta1, (fid, P, A, S), noise)
             elif op == OP_AVERAGE_G:

@@ -68,10 +68,12 @@ OP_STREAM_REWIND = 20  # back to the mark: the same sample  (local)
 OP_STORM_IN = 21  # V = V + G                               (local)
 OP_TRACK_OUT_V = 22  # Y = Y - V                            (local)
 OP_TRACK_IN_V = 23  # Y = Y + V                             (local)
+# a method's own numba kernel (an algorithm from outside the package, Algorithm.kernel)
+OP_USER = 24  # kernel(X, Z, G, S1, S2, S3, eta, k)        (local)
 OP_NAMES = ("end", "step_z", "step_x", "oracle_z", "oracle_x", "adam_x", "copy_z", "gossip_z",
             "gossip_x", "average_g", "step_z_y", "step_x_y", "track_out", "track_in", "gossip_y",
             "average_x", "save_x", "stream_mark", "oracle_prev", "storm_out", "stream_rewind",
-            "storm_in", "track_out_v", "track_in_v")
+            "storm_in", "track_out_v", "track_in_v", "user")
 _PLAN_TABLE = {
     # Z = W^t (X - eta G_prev); G = g(Z); X = W^t (X - eta G)
     ALG_DPOSG: (OP_STEP_Z, OP_GOSSIP_Z, OP_ORACLE_Z, OP_STEP_X, OP_GOSSIP_X),
@@ -178,11 +180,20 @@ def local_ops(ops, p, k, workers, steps, operator, noise, constraints, work):
             add_rows(S1.reshape(-1), G.reshape(-1), -1.0)
         elif op == OP_TRACK_IN:
             add_rows(S1.reshape(-1), G.reshape(-1), 1.0)
+        elif op == OP_USER:
+            user_phase(X, Z, G, S1, S2, S3, eta, k)
         elif op >= OP_SAVE_X:
             storm_op(op, workers, beta1, operator, noise)
         else:
             return p
         p += 1
+
+
+@njit(cache=True)
+def user_phase(X, Z, G, S1, S2, S3, eta, k):
+    """The phase "user" of the library's kernels: nothing. A run of an algorithm with its own
+    kernel compiles the chain again with that kernel bound here (:mod:`minmaxlab.engine.chain`)."""
+    return None
 
 
 @njit(cache=True)
@@ -236,7 +247,8 @@ def tracked_step(to_z, X, Z, Y, eta, flat, constraints, work):
 # them, else one row in all)
 STATE_USE = {"adam_x": ("first moment m", "second moment v", "last step D_{k-1}"),
              "track_in": ("tracker Y of the mean gradient",),
-             "storm_in": ("tracker Y of the mean estimator", "STORM estimator V", "previous X")}
+             "storm_in": ("tracker Y of the mean estimator", "STORM estimator V", "previous X"),
+             "user": ("the method's own state", "the method's own state", "the method's own state")}
 
 
 def _names(plan_or_alg) -> tuple[str, ...]:
