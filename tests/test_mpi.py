@@ -331,37 +331,15 @@ def test_a_rank_that_fails_before_the_run_stops_the_job(mpiexec, tmp_path):
     assert secs < 60 and not (tmp_path / "x.csv").exists()
 
 
-def test_a_users_method_on_mpi_equals_the_simulator(mpiexec, tmp_path):
-    """An algorithm class from a file (README, "Your own method"), named in a run file: every
-    rank imports it, and the MPI table is the simulator's, bit for bit."""
-    from test_user_method import METHOD  # tests/ is on sys.path (above)
-
+def _users_method_on_mpi(mpiexec, tmp_path, source: str, name: str, iterations: int) -> dict:
+    """Run the method of file ``source`` (class ``name``), named in a run file, on the simulator
+    and under 2 MPI ranks (each imports it by that name); the tables must be equal bit for bit.
+    Returns the MPI run's saved algorithm spec."""
     from minmaxlab.cli import main
 
-    (tmp_path / "my_method.py").write_text(METHOD)
-    toml = _run_file(tmp_path)
-    toml.write_text(toml.read_text().replace('name = "dposg"', f'name = "{tmp_path}/my_method.py:LocalEG"'))
-    assert main(["run", str(toml), "--out", str(tmp_path / "sim.csv")]) == 0
-    rc, out, err, _ = _launch(mpiexec, 2, ["-m", "minmaxlab.cli", "run", str(toml), "--backend", "mpi",
-                                           "--out", str(tmp_path / "mpi.csv")], tmp_path, timeout=300)
-    assert rc == 0, err[-3000:]
-    sim = pd.read_csv(tmp_path / "sim.csv")
-    par = pd.read_csv(tmp_path / "mpi.csv")
-    pd.testing.assert_frame_equal(par[sim.columns], sim, check_exact=True)
-    spec = json.loads((tmp_path / "mpi.csv.json").read_text())["algorithm"]
-    assert spec["algorithm"] == "local_eg" and spec["defined_in"].endswith("my_method.py:LocalEG")
-
-
-@pytest.mark.slow  # every rank compiles the engine's chain with the method's kernel
-def test_a_methods_own_kernel_on_mpi_equals_the_simulator(mpiexec, tmp_path):
-    from test_user_method import KERNEL_METHOD  # tests/ is on sys.path (above)
-
-    from minmaxlab.cli import main
-
-    (tmp_path / "momentum.py").write_text(KERNEL_METHOD)
-    toml = _run_file(tmp_path, iterations=100)
-    toml.write_text(toml.read_text().replace('name = "dposg"',
-                                             f'name = "{tmp_path}/momentum.py:MomentumGDA"'))
+    (tmp_path / "method.py").write_text(source)
+    toml = _run_file(tmp_path, iterations=iterations)
+    toml.write_text(toml.read_text().replace('name = "dposg"', f'name = "{tmp_path}/method.py:{name}"'))
     assert main(["run", str(toml), "--out", str(tmp_path / "sim.csv")]) == 0
     rc, out, err, _ = _launch(mpiexec, 2, ["-m", "minmaxlab.cli", "run", str(toml), "--backend", "mpi",
                                            "--out", str(tmp_path / "mpi.csv")], tmp_path, timeout=600)
@@ -369,3 +347,20 @@ def test_a_methods_own_kernel_on_mpi_equals_the_simulator(mpiexec, tmp_path):
     sim = pd.read_csv(tmp_path / "sim.csv")
     par = pd.read_csv(tmp_path / "mpi.csv")
     pd.testing.assert_frame_equal(par[sim.columns], sim, check_exact=True)
+    return json.loads((tmp_path / "mpi.csv.json").read_text())["algorithm"]
+
+
+def test_a_users_method_on_mpi_equals_the_simulator(mpiexec, tmp_path):
+    """An algorithm class from a file (README, "Your own method"), named in a run file."""
+    from test_user_method import METHOD  # tests/ is on sys.path (above)
+
+    spec = _users_method_on_mpi(mpiexec, tmp_path, METHOD, "LocalEG", 300)
+    assert spec["algorithm"] == "local_eg" and spec["defined_in"].endswith("method.py:LocalEG")
+
+
+@pytest.mark.slow  # every rank compiles the engine's chain with the method's kernel
+def test_a_methods_own_kernel_on_mpi_equals_the_simulator(mpiexec, tmp_path):
+    from test_user_method import KERNEL_METHOD  # tests/ is on sys.path (above)
+
+    spec = _users_method_on_mpi(mpiexec, tmp_path, KERNEL_METHOD, "MomentumGDA", 100)
+    assert spec["algorithm"] == "momentum_gda"
