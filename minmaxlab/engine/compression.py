@@ -46,8 +46,10 @@ def message_floats(kind: int, param: float, d: int) -> float:
     return float(d)
 
 
-def top_k_count(ratio: float, d: int) -> int:
-    return max(1, min(d, int(round(ratio * d))))
+@njit(cache=True)
+def top_k_count(ratio, d):
+    """The entries top-k keeps of a row of d: round(ratio d), at least 1 and at most d."""
+    return max(1, min(d, int(np.round(ratio * d))))
 
 
 @njit(cache=True)
@@ -57,7 +59,7 @@ def compress_row(v, out, kind, param, state, i):
     if kind == COMP_TOP_K:
         # k passes, each taking the largest |v_c| not yet taken (ties: the lower index); rows are
         # short, and a sort costs seconds of compilation for nothing
-        k = max(1, min(d, int(np.round(param * d))))
+        k = top_k_count(param, d)
         out[:] = 0.0
         for _ in range(k):
             best, big = -1, -1.0

@@ -36,10 +36,12 @@ ALG_DM_HSGD = 11
 ALG_DM_HSGD_FRESH = 12
 
 
-# An algorithm's iteration is a plan: a sequence of local phases and communications. PLANS[alg] is
-# the one definition of algorithm ``alg``; the simulator (``simulate``: all workers in one block,
-# communication by ``gossip`` and ``average_rows``) and the MPI backend (``local_ops`` on each
-# rank's block, communication by MPI) run the same plan through the same phase kernels.
+# An algorithm's iteration is a plan: a sequence of local phases and communications. A built-in
+# algorithm's plan is its row of _PLAN_TABLE (an algorithm from outside the package names its
+# phases itself), handed to the kernels as data by :func:`encode`; the simulator (``simulate``:
+# all workers in one block, communication by ``gossip`` and ``average_rows``) and the MPI backend
+# (``local_ops`` on each rank's block, communication by MPI) run the same plan through the same
+# phase kernels.
 OP_END = 0  # end of the plan
 OP_STEP_Z = 1  # Z = proj(X - eta G)                       (local)
 OP_STEP_X = 2  # X = proj(X - eta G)                       (local)
@@ -120,19 +122,9 @@ _INIT_TABLE = {ALG_DPOSG: (OP_ORACLE_Z,), ALG_DPOSG_SINGLE: (OP_ORACLE_Z,),
                ALG_DM_HSGD_FRESH: (OP_ORACLE_X, OP_STORM_IN, OP_TRACK_IN_V)}
 
 
-def _plan_array(table):
-    out = np.zeros((len(_PLAN_TABLE), 1 + max(len(p) for p in _PLAN_TABLE.values())), dtype=np.int64)
-    for alg, ops in table.items():
-        out[alg, : len(ops)] = ops
-    return out
-PLANS = _plan_array(_PLAN_TABLE)
-INIT_PLANS = _plan_array(_INIT_TABLE)
-
-
 def plan(alg: int, init: bool = False) -> tuple[str, ...]:
     """The phases of one iteration of algorithm ``alg`` (of the initialization with init=True)."""
-    row = (INIT_PLANS if init else PLANS)[alg]
-    return tuple(OP_NAMES[op] for op in row if op != OP_END)
+    return tuple(OP_NAMES[op] for op in (_INIT_TABLE if init else _PLAN_TABLE).get(alg, ()))
 
 
 @njit(cache=True)
