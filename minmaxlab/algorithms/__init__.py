@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -27,7 +27,8 @@ VARIANTS = ("default", "single_exchange")
 GOSSIPS = ("plain", "chebyshev")
 COMPRESSIONS = ("none", "top_k", "quantize")
 # DPOSG's compression fields: left out of its label and identity while compression is "none"
-_COMPRESSION_FIELDS = ("compression", "keep", "levels", "consensus_step", "error_feedback")
+_COMPRESSION_FIELDS = ("keep", "levels", "consensus_step", "error_feedback")
+_SILENT_PLAIN = {"silent": "plain"}  # plain gossip: the gossip of every run before the choice
 
 
 def _check_eta(name, eta):
@@ -108,20 +109,14 @@ class Algorithm:
 
     # -- description
     def params(self) -> dict:
-        """The spec's parameters; plain gossip, the default, is left out (it names no change,
-        and the runs' labels and identities stay those they had before gossip could be chosen)."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        if out.get("gossip") == "plain":
-            del out["gossip"]
-        if out.get("same_sample") is True:
-            del out["same_sample"]
-        if out.get("compression") == "none":
-            for k in _COMPRESSION_FIELDS:
-                del out[k]
-        elif "compression" in out:
-            del out["levels" if out["compression"] == "top_k" else "keep"]
-            if out["error_feedback"]:
-                del out["error_feedback"]
+        """The spec's parameters, without those at their silent value (a parameter added after
+        runs were named, at the value that names no change: the runs' labels and identities stay
+        those they had before it could be chosen)."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if "silent" not in f.metadata or value != f.metadata["silent"]:
+                out[f.name] = value
         return out
 
     @property
@@ -176,7 +171,7 @@ class Gossiping(Algorithm):
     ICML 2017."""
 
     rounds: int = 1
-    gossip: str = "plain"
+    gossip: str = field(default="plain", metadata=_SILENT_PLAIN)
 
     def __post_init__(self):
         super().__post_init__()
@@ -218,13 +213,26 @@ class DPOSG(Gossiping):
     schedule: str = "constant"
     eps: float | None = None
     variant: str = "default"
-    compression: str = "none"
+    compression: str = field(default="none", metadata={"silent": "none"})
     keep: float = 0.1
     levels: int = 4
     consensus_step: float = 1.0
     error_feedback: bool = True
 
     key: ClassVar[str] = "dposg"
+
+    def params(self) -> dict:
+        """Without compression its four parameters are left out too; with it, the parameter of
+        the other compressor and error feedback while it is on."""
+        out = super().params()
+        if "compression" not in out:
+            for k in _COMPRESSION_FIELDS:
+                del out[k]
+        else:
+            del out["levels" if out["compression"] == "top_k" else "keep"]
+            if out["error_feedback"]:
+                del out["error_feedback"]
+        return out
 
     def __post_init__(self):
         super().__post_init__()
@@ -253,7 +261,7 @@ class DPOSG(Gossiping):
         if self.gossip != "plain":
             parts.append(f"gossip={self.gossip}")
         for k, v in self.params().items():
-            if k in _COMPRESSION_FIELDS:
+            if k == "compression" or k in _COMPRESSION_FIELDS:
                 parts.append(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}")
         key = "dposg" if self.variant == "default" else "dposg_single"
         return f"{key}[{','.join(parts)}]"
@@ -361,7 +369,7 @@ class DEGMC(DEG):
     Distributed Saddle-Point Problems: Lower Bounds, Near-Optimal and Robust Algorithms, 2020.
     """
 
-    gossip: str = "chebyshev"
+    gossip: str = field(default="chebyshev", metadata=_SILENT_PLAIN)
 
     key: ClassVar[str] = "deg_mc"
 
@@ -480,7 +488,7 @@ class DMHSGD(Gossiping):
     """
 
     beta: float = 0.1
-    same_sample: bool = True
+    same_sample: bool = field(default=True, metadata={"silent": True})
 
     key: ClassVar[str] = "dm_hsgd"
     optimistic: ClassVar[bool] = False
