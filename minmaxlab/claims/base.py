@@ -124,6 +124,14 @@ def iterations_to_eps(g: pd.DataFrame, metric: str, eps: float, smooth: int) -> 
     return rates.first_crossing(g["iteration"].to_numpy(), y.to_numpy(), eps)
 
 
+def at_eps(g: pd.DataFrame, metric: str, eps: float, smooth: int, columns) -> dict:
+    """The values of ``columns`` in one run's rows at the record where ``metric`` first reaches
+    eps (:func:`iterations_to_eps`); nan for each if it never does."""
+    k = iterations_to_eps(g, metric, eps, smooth)
+    row = g[g["iteration"] == k]
+    return {c: float(row[c].iloc[0]) if len(row) else math.nan for c in columns}
+
+
 def _number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 

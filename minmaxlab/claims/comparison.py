@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 
-from minmaxlab.claims.base import Claim, reported
+from minmaxlab.claims.base import Claim, at_eps, reported
 
 CURRENCIES = (("iteration", "iterations"), ("oracle_calls", "oracle calls"),
               ("gossip_rounds", "gossip rounds"), ("floats_sent_per_worker", "floats sent"))
@@ -24,14 +23,9 @@ CURRENCIES = (("iteration", "iterations"), ("oracle_calls", "oracle calls"),
 def spent_to_eps(g: pd.DataFrame, metric: str, eps: float, smooth: int) -> dict:
     """What one run spent, in each currency, when the rolling median of ``metric`` first reached
     eps (nan: never), and its final level."""
-    g = g.sort_values("iteration")
-    y = g[metric].rolling(smooth, center=True, min_periods=1).median().to_numpy()
-    hit = np.flatnonzero(y <= eps)
     tail = g["iteration"] >= 0.75 * g["iteration"].max()  # one record would be one noisy reading
-    out = {"final": float(g.loc[tail, metric].mean())}
-    for col, _ in CURRENCIES:
-        out[col] = float(g[col].iloc[hit[0]]) if hit.size else math.nan
-    return out
+    return {"final": float(g.loc[tail, metric].mean()),
+            **at_eps(g, metric, eps, smooth, [col for col, _ in CURRENCIES])}
 
 
 def analyse(table, spec, study):

@@ -24,7 +24,7 @@ import math
 import pandas as pd
 
 from minmaxlab import rates
-from minmaxlab.claims.base import Claim, iterations_to_eps, reported, setting
+from minmaxlab.claims.base import Claim, at_eps, reported, setting
 
 
 def cost_to_eps(table: pd.DataFrame, metric: str, eps: float, smooth: int) -> pd.DataFrame:
@@ -32,12 +32,10 @@ def cost_to_eps(table: pd.DataFrame, metric: str, eps: float, smooth: int) -> pd
     per worker by then (nan: never)."""
     rows = []
     for rid, g in table.groupby("run_id"):
-        g = g.sort_values("iteration")
-        k = iterations_to_eps(g, metric, eps, smooth)
-        sent = g.loc[g["iteration"] == k, "floats_sent_per_worker"] if k == k else []
+        spent = at_eps(g, metric, eps, smooth, ["iteration", "floats_sent_per_worker"])
         rows.append({"run_id": rid, "local_steps": int(g["local_steps"].iloc[0]),
-                     "seed": g["seed"].iloc[0], "iterations_to_eps": k,
-                     "floats_to_eps": float(sent.iloc[0]) if len(sent) else math.nan})
+                     "seed": g["seed"].iloc[0], "iterations_to_eps": spent["iteration"],
+                     "floats_to_eps": spent["floats_sent_per_worker"]})
     return pd.DataFrame(rows).sort_values(["local_steps", "seed"])
 
 
