@@ -83,6 +83,14 @@ def problems(draw, families=None, min_workers: int = 1, max_workers: int = 6,
     return FAMILIES[family](workers=workers, **params)
 
 
+def starts(prob, low: float = 0.3, high: float = 0.7):
+    """A start z0 for ``prob``: each coordinate between ``low`` and ``high`` of the way across its
+    box (inside, where every family's operator is well scaled)."""
+    lo, hi = prob.box
+    return st.lists(st.floats(low, high), min_size=prob.dim, max_size=prob.dim).map(
+        lambda u: lo + (hi - lo) * np.asarray(u, dtype=np.float64))
+
+
 def worker_states(workers: int, dim: int, scale: float = 10.0):
     """An array of shape (workers, dim) of finite floats in [-scale, scale]."""
     return st.lists(

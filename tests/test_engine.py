@@ -11,7 +11,7 @@ from numba import njit
 import minmaxlab as mml
 from minmaxlab.engine import driver, gossip, oracle, projections, streams
 from minmaxlab.errors import AlgorithmError, MinmaxlabError
-from minmaxlab.testing import connected_graphs, problems
+from minmaxlab.testing import connected_graphs, problems, starts, topologies
 
 SMALL = ["bilinear", "quadratic", "minty_bowl", "weak_mvi_quadratic", "forsaken", "polar",
          "dirac_gan", "covariance_wgan", "global_forsaken"]
@@ -90,12 +90,9 @@ ALGS = [
 @given(data=st.data(), which=st.integers(0, len(ALGS) - 1), t=st.integers(0, 3))
 def test_first_iterations_match_numpy_reference(data, which, t):
     prob = data.draw(problems(families=SMALL, min_workers=1, max_workers=6))
-    G = data.draw(connected_graphs(prob.workers, prob.workers))
-    topo = mml.Topology.from_graph(G, rule=data.draw(st.sampled_from(["metropolis", "maxdegree"])))
+    topo = data.draw(topologies(prob.workers, prob.workers, rules=("metropolis", "maxdegree")))
     alg = ALGS[which](t)
-    lo, hi = prob.box
-    z0 = lo + (hi - lo) * np.asarray(data.draw(st.lists(st.floats(0.3, 0.7), min_size=prob.dim,
-                                                        max_size=prob.dim)))
+    z0 = data.draw(starts(prob))
     tr = mml.run(prob, topo, alg, iterations=2, z0=z0, record="all")
     eta = alg.eta
     X, Z = reference(alg, prob, topo.W, z0, 2, eta, t=getattr(alg, "rounds", 1))

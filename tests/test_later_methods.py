@@ -11,7 +11,7 @@ import minmaxlab as mml
 from minmaxlab.engine import gossip
 from minmaxlab.errors import AlgorithmError
 from minmaxlab.runsetup import topology_arrays
-from minmaxlab.testing import connected_graphs, problems
+from minmaxlab.testing import connected_graphs, problems, starts, topologies
 
 SMALL = ["bilinear", "quadratic", "minty_bowl", "weak_mvi_quadratic", "forsaken", "dirac_gan"]
 
@@ -111,13 +111,10 @@ CASES = [("gt_da", lambda t: mml.GTDA(eta=0.07, rounds=t), False),
 @given(data=st.data(), which=st.integers(0, len(CASES) - 1), t=st.integers(0, 4))
 def test_first_iterations_match_numpy_reference(data, which, t):
     prob = data.draw(problems(families=SMALL, min_workers=1, max_workers=6))
-    G = data.draw(connected_graphs(prob.workers, prob.workers))
-    topo = mml.Topology.from_graph(G, rule=data.draw(st.sampled_from(["metropolis", "maxdegree"])))
+    topo = data.draw(topologies(prob.workers, prob.workers, rules=("metropolis", "maxdegree")))
     key, make, cheb = CASES[which]
     alg = make(t)
-    lo, hi = prob.box
-    z0 = lo + (hi - lo) * np.asarray(data.draw(st.lists(st.floats(0.3, 0.7), min_size=prob.dim,
-                                                        max_size=prob.dim)))
+    z0 = data.draw(starts(prob))
     tr = mml.run(prob, topo, alg, iterations=3, z0=z0, record="all")
     X, Z = reference(key, prob, topo.W, z0, 3, alg.eta, getattr(alg, "local_steps", t),
                      chebyshev=cheb, beta=getattr(alg, "beta", 1.0))
@@ -301,11 +298,8 @@ def choco_reference(prob, W, z0, iterations, eta, t, keep, gamma, feedback=True)
        feedback=st.booleans())
 def test_compressed_gossip_matches_numpy_reference(data, t, keep, feedback):
     prob = data.draw(problems(families=SMALL, min_workers=2, max_workers=6))
-    topo = mml.Topology.from_graph(data.draw(connected_graphs(prob.workers, prob.workers)),
-                                   rule="metropolis")
-    lo, hi = prob.box
-    z0 = lo + (hi - lo) * np.asarray(data.draw(st.lists(st.floats(0.3, 0.7), min_size=prob.dim,
-                                                        max_size=prob.dim)))
+    topo = data.draw(topologies(prob.workers, prob.workers, rules=("metropolis",)))
+    z0 = data.draw(starts(prob))
     alg = mml.DPOSG(eta=0.07, rounds=t, compression="top_k", keep=keep, consensus_step=0.4,
                     error_feedback=feedback)
     tr = mml.run(prob, topo, alg, iterations=3, z0=z0, record="all")

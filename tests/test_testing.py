@@ -2,8 +2,9 @@
 
 import numpy as np
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from minmaxlab.testing import mixing_matrices, problems, problems_with_states, topologies
+from minmaxlab.testing import mixing_matrices, problems, problems_with_states, starts, topologies
 
 
 @settings(max_examples=40, deadline=None)
@@ -44,3 +45,13 @@ def test_monotone_families_satisfy_mvi_on_drawn_points(prob):
     Z = prob.sample_box(np.random.default_rng(0), 50)
     inner = np.einsum("nd,nd->n", prob.F(Z), Z - prob.solution)
     assert np.all(inner >= -1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_starts_lie_in_the_middle_of_the_box(data):
+    prob = data.draw(problems(max_workers=3))
+    z0 = data.draw(starts(prob))
+    lo, hi = prob.box
+    u = (z0 - lo) / (hi - lo)
+    assert z0.shape == (prob.dim,) and np.all(u >= 0.3 - 1e-12) and np.all(u <= 0.7 + 1e-12)
