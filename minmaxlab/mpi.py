@@ -397,7 +397,10 @@ class _Rank:
         self.Z[:] = self.X
         averages = plans.OP_AVERAGE_G in self.ops or plans.OP_AVERAGE_G in self.init_ops
         self.Gfull = np.zeros((M, d)) if averages else None  # every worker's gradient, to average
-        self.G = self.Gfull[self.lo: self.lo + m] if averages else np.zeros((m, d))
+        # a gossiped gradient receives the neighbours' rows after the block's, as X and Z do
+        self.Gext = np.zeros((m + self.plan.halo, d)) if plans.OP_GOSSIP_G in self.ops else None
+        self.G = (self.Gfull[self.lo: self.lo + m] if averages else
+                  self.Gext[:m] if self.Gext is not None else np.zeros((m, d)))
         self.Xall = None  # every worker's X, for a periodic average (allocated at the first)
         # gossiped state (a tracker, the public copies of compressed gossip) receives the
         # neighbours' rows after the block's, as X and Z do
@@ -407,7 +410,7 @@ class _Rank:
         # the arguments of engine.plans.local_ops after (ops, p, k)
         self.args = ((self.X, self.Z, self.G, S1, S2, S3,
                       algorithm_streams(algorithm, seed, m, offset=self.lo)),
-                     (setup.eta, *(float(a) for a in setup.adam)), (fid, P, A, S),
+                     (setup.eta, *(float(a) for a in setup.adam), setup.eta_scale), (fid, P, A, S),
                      (setup.noise_kind, setup.noise_scale, setup.batch, shifts),
                      (setup.proj_kind, setup.proj_a, setup.proj_b, problem.dim_u), np.empty(d))
         self.dim_u = problem.dim_u
@@ -600,6 +603,8 @@ class _Rank:
             gossiped = [(plans.OP_GOSSIP_Z, self.Zext), (plans.OP_GOSSIP_X, self.Xext)]
             if plans.OP_GOSSIP_Y in self.ops:
                 gossiped.append((plans.OP_GOSSIP_Y, self.S1ext))
+            if self.Gext is not None:
+                gossiped.append((plans.OP_GOSSIP_G, self.Gext))
             exchanges = {op: _Exchange(self.MPI, graph, self.plan, Y, sendbuf, tmp, cheb)
                          for op, Y in gossiped}
         rec, nrec = s.record, s.record.shape[0]

@@ -206,6 +206,7 @@ class Setup:
     X: np.ndarray
     eta: np.ndarray
     adam: tuple[float, float, float]
+    eta_scale: np.ndarray  # the step-size schedule (empty: constant)
     noise_kind: int
     noise_scale: float
     batch: int
@@ -269,6 +270,7 @@ def prepare(problem: Problem, topology, algorithm: Algorithm, iterations, z0, re
         avg_degree=avg_degree, cheb_rho=rho if chebyshev else -1.0,
         comp=compression_spec(algorithm, d), rounds=rounds, X=np.ascontiguousarray(X),
         eta=algorithm.eta_vector(d, problem.dim_u), adam=algorithm.adam(),
+        eta_scale=algorithm.eta_scale(iterations),
         noise_kind=_NOISE_IDS[noise.kind],
         noise_scale=noise.sigma / np.sqrt(d * noise.batch) if noise.kind == "gaussian" else 0.0,
         batch=noise.batch,

@@ -84,7 +84,7 @@ def run(problem: Problem, topology, algorithm: Algorithm, iterations: int, seed:
             (fid, P, A, S, problem._A_mean, problem._S_mean, s.mean_loop),
             (s.noise_kind, s.noise_scale, s.batch, s.shifts),
             (s.indptr, s.indices, s.weights, s.avg_degree, s.cheb_rho, s.comp),
-            (s.eta, b1, b2, aeps),
+            (s.eta, b1, b2, aeps, s.eta_scale),
             (s.proj_kind, s.proj_a, s.proj_b, problem.dim_u),
             (X, Z, G, S1, S2, S3, state),
             (s.solution, s.has_solution, s.record, out, float(blowup), every_iteration, traj),

@@ -36,6 +36,7 @@ LATER = [
      "consensus_step": 0.5},
     {"name": "dposg", "eta": 0.05, "rounds": 2, "compression": "quantize", "levels": 2,
      "consensus_step": 0.5},
+    {"name": "dpoadam", "eta": 0.01, "rounds": 2, "moments": "gossiped_gradient", "decay": 0.5},
 ]
 NOISES = [None, {"sigma": 0.2, "batch": 2}, {"sigma": 0.3, "kind": "finite_sum", "samples": 12, "batch": 3}]
 # per-worker coupling matrices (d = 20: vectorized gossip rows), d = 2 (scalar gossip rows),
@@ -104,6 +105,11 @@ def cases() -> list[dict]:
                                                              "samples": 300, "split": "noniid",
                                                              "classes_per_worker": 3}},
               {"name": "ring"}, {"name": "dpoadam", "eta": 0.001, "rounds": 1}, iterations=20),
+        _case({"name": "gan", "workers": WORKERS, "params": {"hidden": 6, "latent": 2, "batch": 8,
+                                                             "samples": 300, "split": "noniid",
+                                                             "classes_per_worker": 3, "pack": 2}},
+              {"name": "torus"}, {"name": "dpoadam", "eta": 0.001, "rounds": 2, "decay": 0.7,
+                                  "moments": "gossiped_gradient"}, iterations=20),
         _case({"name": "gan", "workers": WORKERS, "params": {"hidden": 6, "latent": 2, "batch": 8,
                                                              "samples": 300}},
               {"name": "complete"}, {"name": "cposg", "eta": 0.01}, iterations=20),

@@ -40,7 +40,10 @@ def reference(alg, prob, W, z0, iterations, eta, t=1, betas=(0.5, 0.9, 1e-8)):
     v = np.zeros_like(X)
     Dp = np.zeros_like(X)
     b1, b2, eps = betas
+    scale = alg.eta_scale(iterations)
+    eta0 = eta
     for k in range(1, iterations + 1):
+        eta = eta0 * (scale[k - 1] if len(scale) else 1.0)
         if key == "dposg":
             Z = Wt @ (X - eta * G)
             G = _Fi(prob, Z)
@@ -64,6 +67,8 @@ def reference(alg, prob, W, z0, iterations, eta, t=1, betas=(0.5, 0.9, 1e-8)):
             g = _Fi(prob, X)
             if key == "cpoadam":
                 g = J @ g
+            elif alg.moments == "gossiped_gradient":
+                g = Wt @ g
             m = b1 * m + (1 - b1) * g
             v = b2 * v + (1 - b2) * g * g
             D = (m / (1 - b1**k)) / (np.sqrt(v / (1 - b2**k)) + eps)
@@ -83,6 +88,8 @@ ALGS = [
     lambda t: mml.DEG(eta=0.07, rounds=t),
     lambda t: mml.DPOAdam(eta=0.02, rounds=t),
     lambda t: mml.CPOAdam(eta=0.02),
+    lambda t: mml.DPOAdam(eta=0.02, rounds=t, moments="gossiped_gradient", decay=0.6),
+    lambda t: mml.CPOAdam(eta=0.02, decay=1.0),
 ]
 
 
@@ -93,11 +100,42 @@ def test_first_iterations_match_numpy_reference(data, which, t):
     topo = data.draw(topologies(prob.workers, prob.workers, rules=("metropolis", "maxdegree")))
     alg = ALGS[which](t)
     z0 = data.draw(starts(prob))
-    tr = mml.run(prob, topo, alg, iterations=2, z0=z0, record="all")
+    tr = mml.run(prob, topo, alg, iterations=3, z0=z0, record="all")
     eta = alg.eta
-    X, Z = reference(alg, prob, topo.W, z0, 2, eta, t=getattr(alg, "rounds", 1))
+    X, Z = reference(alg, prob, topo.W, z0, 3, eta, t=getattr(alg, "rounds", 1))
     assert np.allclose(tr.final_x, X, rtol=1e-10, atol=1e-12)
     assert np.allclose(tr.final_z, Z, rtol=1e-10, atol=1e-12)
+
+
+def test_linear_decay():
+    """eta falls linearly to 0 over the last ceil(decay K) iterations; decay = 0 is constant."""
+    from minmaxlab.algorithms import linear_decay
+
+    assert np.allclose(linear_decay(0.5, 6), [1, 1, 1, 1, 2 / 3, 1 / 3])
+    assert np.allclose(linear_decay(1.0, 4), [1, 0.75, 0.5, 0.25])
+    assert np.allclose(linear_decay(0.3, 4), [1, 1, 1, 0.5])  # ceil(1.2) = 2 decaying iterations
+    assert linear_decay(0.0, 5).shape == (0,)
+    assert mml.DPOAdam(eta=0.1, decay=0.5).eta_scale(4).tolist() == [1, 1, 1.0, 0.5]
+    assert mml.DPOSG(eta=0.1).eta_scale(4).shape == (0,)
+    with pytest.raises(AlgorithmError, match="decay must lie in"):
+        mml.CPOAdam(eta=0.1, decay=1.5)
+    with pytest.raises(AlgorithmError, match="moments must be one of"):
+        mml.DPOAdam(eta=0.1, moments="gossiped")
+
+
+def test_gossiped_gradient_moments_on_the_complete_graph_are_cpoadam():
+    """With W = J the gradients' gossip is the exact average: DPOAdam with moments of the gossiped
+    gradient is CPOAdam (to rounding), where the local moments differ on heterogeneous workers."""
+    prob = mml.problem("minty_bowl_shifted", workers=6)
+    topo = mml.topology("complete", 6)
+    kw = dict(eta=0.02, decay=0.5)
+    c = mml.run(prob, topo, mml.CPOAdam(**kw), iterations=40, record="all")
+    g = mml.run(prob, topo, mml.DPOAdam(rounds=1, moments="gossiped_gradient", **kw), 40,
+                record="all")
+    loc = mml.run(prob, topo, mml.DPOAdam(rounds=1, **kw), 40, record="all")
+    assert np.allclose(g.final_x, c.final_x, rtol=1e-9, atol=1e-12)
+    assert not np.allclose(loc.final_x, c.final_x, rtol=1e-6, atol=1e-9)
+    assert g.to_frame().floats_sent_per_worker.iloc[-1] == 2 * loc.to_frame().floats_sent_per_worker.iloc[-1]
 
 
 def test_osg_reference_and_metrics_columns():

@@ -265,7 +265,7 @@ def test_plans_driven_from_python_reproduce_the_simulator(alg):
     gossiped = {plans.OP_GOSSIP_Z: (Z, H2), plans.OP_GOSSIP_X: (X, H3), plans.OP_GOSSIP_Y: (Y, Y)}
     graph = (s.indptr, s.indices, s.weights, s.avg_degree, s.cheb_rho, s.comp)
     args = ((X, Z, G, Y, H2, H3, state),
-            (s.eta, *s.adam), (fid, P, A, S), (s.noise_kind, s.noise_scale, s.batch, s.shifts),
+            (s.eta, *s.adam, s.eta_scale), (fid, P, A, S), (s.noise_kind, s.noise_scale, s.batch, s.shifts),
             (s.proj_kind, s.proj_a, s.proj_b, prob.dim_u), np.zeros(d))
     done = 0
     for k in range(26):

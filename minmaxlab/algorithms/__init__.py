@@ -26,6 +26,7 @@ SCHEDULES = ("constant", "log", "eps")
 VARIANTS = ("default", "single_exchange")
 GOSSIPS = ("plain", "chebyshev")
 COMPRESSIONS = ("none", "top_k", "quantize")
+MOMENTS = ("local", "gossiped_gradient")  # DPOAdam: where its Adam moments come from
 # DPOSG's compression fields: left out of its label and identity while compression is "none"
 _COMPRESSION_FIELDS = ("keep", "levels", "consensus_step", "error_feedback")
 _SILENT_PLAIN = {"silent": "plain"}  # plain gossip: the gossip of every run before the choice
@@ -154,6 +155,11 @@ class Algorithm:
 
     def rounds_schedule(self, iterations: int, rho: float) -> np.ndarray:
         return np.zeros(iterations, dtype=np.int64)
+
+    def eta_scale(self, iterations: int) -> np.ndarray:
+        """The step-size schedule: iteration k steps with eta * eta_scale(K)[k - 1]; empty for a
+        constant step size (every method but those with a ``decay``)."""
+        return np.zeros(0)
 
     def adam(self) -> tuple[float, float, float]:
         return 0.0, 0.0, 1.0
@@ -518,24 +524,40 @@ class DPOAdam(Gossiping):
     """Decentralized parallel optimistic Adam (the adaptive variant used for GAN training):
         g_i = g_i(x_i);  m_i = b1 m_i + (1 - b1) g_i;  v_i = b2 v_i + (1 - b2) g_i^2;
         D_i^k = mhat_i / (sqrt(vhat_i) + eps);  x_i = sum_j (W^t)_ij (x_j - 2 eta D_j^k + eta D_j^{k-1})
-    with bias-corrected moments. The moment buffers (m, v) stay local: they are not gossiped, only
-    the parameters are. Reference: Liu et al., NeurIPS 2020 (DPOAdam); Daskalakis et al., ICLR 2018
-    (optimistic Adam).
+    with bias-corrected moments. With ``moments="local"`` (the paper's method) the moment buffers
+    (m, v) stay local: only the parameters are gossiped, so on heterogeneous data each worker's
+    step is normalized by its own gradients' statistics, and the network average of the steps is
+    not the step of the average gradient, even with W = J. ``moments="gossiped_gradient"`` gossips
+    the gradients first (g_i <- sum_j (W^t)_ij g_j, a second gossip phase: twice the floats) and
+    feeds the moments with them; with W = J it is CPOAdam. ``decay`` > 0 lets eta fall linearly
+    to 0 over that fraction of the iterations at the end (:func:`linear_decay`). Reference: Liu et
+    al., NeurIPS 2020 (DPOAdam); Daskalakis et al., ICLR 2018 (optimistic Adam).
     """
 
     beta1: float = 0.5
     beta2: float = 0.9
     epsilon: float = 1e-8
+    moments: str = field(default="local", metadata={"silent": "local"})
+    decay: float = field(default=0.0, metadata={"silent": 0.0})
 
     key: ClassVar[str] = "dpoadam"
-    alg_id: ClassVar[int] = plans.ALG_DPOADAM
 
     def __post_init__(self):
         super().__post_init__()
         _validate_adam(self)
+        if self.moments not in MOMENTS:
+            raise AlgorithmError(f"dpoadam: moments must be one of {MOMENTS}, got "
+                                 f"{self.moments!r}{did_you_mean(self.moments, MOMENTS)}")
+
+    @property
+    def alg_id(self):  # type: ignore[override]
+        return plans.ALG_DPOADAM if self.moments == "local" else plans.ALG_DPOADAM_GG
 
     def adam(self):
         return self.beta1, self.beta2, self.epsilon
+
+    def eta_scale(self, iterations):
+        return linear_decay(self.decay, iterations)
 
 
 @dataclass(frozen=True)
@@ -548,6 +570,8 @@ class CPOAdam(Algorithm):
     beta2: float = 0.9
     epsilon: float = 1e-8
 
+    decay: float = field(default=0.0, metadata={"silent": 0.0})
+
     key: ClassVar[str] = "cpoadam"
     alg_id: ClassVar[int] = plans.ALG_CPOADAM
     decentralized: ClassVar[bool] = False
@@ -559,12 +583,28 @@ class CPOAdam(Algorithm):
     def adam(self):
         return self.beta1, self.beta2, self.epsilon
 
+    def eta_scale(self, iterations):
+        return linear_decay(self.decay, iterations)
+
 
 def _validate_adam(a):
     _check_unit(a.key, "beta1", a.beta1)
     _check_unit(a.key, "beta2", a.beta2)
     if not isinstance(a.epsilon, (int, float)) or not a.epsilon > 0:
         raise AlgorithmError(f"{a.key}: epsilon must be > 0, got {a.epsilon!r}")
+    object.__setattr__(a, "decay", _check_unit(a.key, "decay", a.decay, closed=True))
+
+
+def linear_decay(decay: float, iterations: int) -> np.ndarray:
+    """The multipliers of eta at iterations 1..K when eta falls linearly to 0 over the last
+    ``decay`` fraction of them (the linear learning-rate decay of GAN training, e.g. Gulrajani et
+    al.'s WGAN-GP code; decay = 1: from the first iteration): 1 until then, then
+    (K - k + 1) / n over the last n = ceil(decay K) iterations. Empty (constant) for decay = 0."""
+    if decay <= 0 or iterations <= 0:
+        return np.zeros(0)
+    n = max(1, math.ceil(decay * iterations))
+    k = np.arange(1, iterations + 1)
+    return np.minimum(1.0, (iterations - k + 1) / n)
 
 
 ALGORITHMS: dict[str, type[Algorithm]] = {

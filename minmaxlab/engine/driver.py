@@ -21,6 +21,7 @@ from minmaxlab.engine.plans import (
     OP_AVERAGE_G,
     OP_COPY_Z,
     OP_END,
+    OP_GOSSIP_G,
     OP_GOSSIP_X,
     OP_GOSSIP_Y,
     OP_GOSSIP_Z,
@@ -32,9 +33,11 @@ from minmaxlab.engine.plans import (
     OP_STEP_Z,
     OP_STEP_Z_Y,
     OP_TRACK_IN,
+    OP_TRACK_IN_V,
     OP_TRACK_OUT,
     OP_USER,
     costs,
+    scaled_eta,
     storm_op,
     tracked_step,
     user_phase,
@@ -85,8 +88,10 @@ def simulate(plan, rounds, operator, noise, graph, steps, constraints, workers, 
       rho (:func:`minmaxlab.engine.gossip.chebyshev_gossip`), -1 plain; comp = (kind, param,
       gamma, feedback, msg) compresses every gossip phase of Z and X
       (:mod:`minmaxlab.engine.compression`, public copies in S2 and S3), msg floats per message;
-    - steps = (eta, beta1, beta2, adam_eps): step sizes per coordinate, optimistic Adam's constants
-      (beta1 is the STORM weight beta of the variance-reduced methods);
+    - steps = (eta, beta1, beta2, adam_eps, eta_scale): step sizes per coordinate, optimistic
+      Adam's constants (beta1 is the STORM weight beta of the variance-reduced methods), and a
+      step-size schedule: iteration k steps with eta * eta_scale[k - 1] (empty: eta throughout;
+      the stationarity measures keep eta);
     - constraints = (proj_kind, proj_a, proj_b, dim_u): the players' sets;
     - workers = (X, Z, G, S1, S2, S3, state): every worker's iterates, gradient, the
       algorithm's own state (:data:`minmaxlab.engine.plans.STATE_USE`: optimistic Adam's
@@ -105,7 +110,7 @@ def simulate(plan, rounds, operator, noise, graph, steps, constraints, workers, 
     fid, P, A, S, Abar, Sbar, mean_loop = operator
     noise_kind, noise_scale, batch, shifts = noise
     avg_degree = graph[3]
-    eta, beta1, beta2, adam_eps = steps
+    eta0, beta1, beta2, adam_eps, eta_scale = steps
     proj_kind, proj_a, proj_b, dim_u = constraints
     X, Z, G, S1, S2, S3, state = workers
     solution, has_solution, record, out, blowup, every_iteration, traj = recording
@@ -129,7 +134,9 @@ def simulate(plan, rounds, operator, noise, graph, steps, constraints, workers, 
     stats[6] = np.inf
     Xf = X.reshape(M * d)
     Zf = Z.reshape(M * d)
+    eta = eta0.copy()  # this iteration's step sizes (eta0 scaled by the schedule)
     flat = flat_step(eta, proj_kind)
+    scheduled = eta_scale.shape[0] > 0
     Gf = G.reshape(M * d)
     FZf = FZ.reshape(M * d)
     # one operator pass instead of two when F(z_i) is what the oracle computes before its noise
@@ -148,6 +155,9 @@ def simulate(plan, rounds, operator, noise, graph, steps, constraints, workers, 
         want = row < nrec and record[row] == k
         metrics = every_iteration or want
         have_fz = False  # FZ holds F(z_i) at the current Z
+        if scheduled and k > 0:
+            scaled_eta(eta, eta0, eta_scale, k)
+            flat = flat_step(eta, proj_kind)
         p = 0
         while True:  # the plan; the local phases as in local_ops
             op = ops[p]
@@ -192,10 +202,12 @@ def simulate(plan, rounds, operator, noise, graph, steps, constraints, workers, 
                 add_rows(S1.reshape(-1), Gf, 1.0)
             elif op == OP_GOSSIP_Y:
                 gossip_rounds += gossip_phase(S1, S1, t, gossip_rounds, graph, scratch, state)
+            elif op == OP_GOSSIP_G:
+                gossip_rounds += gossip_phase(G, G, t, gossip_rounds, graph, scratch, state)
             elif op == OP_USER:
                 user_phase(X, Z, G, S1, S2, S3, eta, k)
                 have_fz = False
-            elif op >= OP_SAVE_X:
+            elif OP_SAVE_X <= op <= OP_TRACK_IN_V:
                 storm_op(op, workers, beta1, (fid, P, A, S), noise)
             elif op == OP_AVERAGE_G:
                 average_rows(G)
@@ -221,6 +233,6 @@ def simulate(plan, rounds, operator, noise, graph, steps, constraints, workers, 
                 record_row(out, row, k, s_loc, s_avg, s_w, stats, Z, X, solution, has_solution, traj,
                             acc, oracle_calls, gossip_rounds, floats)
                 out[row, COL_GRADIENT_MAPPING] = gradient_mapping(
-                    zbar, f1, s_avg, eta, proj_kind, proj_a, proj_b, dim_u, gmy, work)
+                    zbar, f1, s_avg, eta0, proj_kind, proj_a, proj_b, dim_u, gmy, work)
                 row += 1
     return status, k_last, row

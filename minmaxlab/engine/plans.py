@@ -34,6 +34,7 @@ ALG_LOCAL_SGDA = 9
 ALG_LOCAL_OSGDA = 10
 ALG_DM_HSGD = 11
 ALG_DM_HSGD_FRESH = 12
+ALG_DPOADAM_GG = 13
 
 
 # An algorithm's iteration is a plan: a sequence of local phases and communications. A built-in
@@ -72,10 +73,12 @@ OP_TRACK_OUT_V = 22  # Y = Y - V                            (local)
 OP_TRACK_IN_V = 23  # Y = Y + V                             (local)
 # a method's own numba kernel (an algorithm from outside the package, Algorithm.kernel)
 OP_USER = 24  # kernel(X, Z, G, S1, S2, S3, eta, k)        (local)
+# the gradients gossiped before an adaptive step reads them (DPOAdam with moments of W^t G)
+OP_GOSSIP_G = 25  # G = W^t G                              (communication)
 OP_NAMES = ("end", "step_z", "step_x", "oracle_z", "oracle_x", "adam_x", "copy_z", "gossip_z",
             "gossip_x", "average_g", "step_z_y", "step_x_y", "track_out", "track_in", "gossip_y",
             "average_x", "save_x", "stream_mark", "oracle_prev", "storm_out", "stream_rewind",
-            "storm_in", "track_out_v", "track_in_v", "user")
+            "storm_in", "track_out_v", "track_in_v", "user", "gossip_g")
 _PLAN_TABLE = {
     # Z = W^t (X - eta G_prev); G = g(Z); X = W^t (X - eta G)
     ALG_DPOSG: (OP_STEP_Z, OP_GOSSIP_Z, OP_ORACLE_Z, OP_STEP_X, OP_GOSSIP_X),
@@ -89,6 +92,8 @@ _PLAN_TABLE = {
     ALG_DEG: (OP_ORACLE_X, OP_STEP_Z, OP_GOSSIP_Z, OP_ORACLE_Z, OP_STEP_X, OP_GOSSIP_X),
     # optimistic Adam at Z = X, then gossip of the parameters (the moments stay local)
     ALG_DPOADAM: (OP_ORACLE_X, OP_ADAM_X, OP_GOSSIP_X, OP_COPY_Z),
+    # the gradients gossiped first: the moments (and the step) follow W^t G, not the local G
+    ALG_DPOADAM_GG: (OP_ORACLE_X, OP_GOSSIP_G, OP_ADAM_X, OP_GOSSIP_X, OP_COPY_Z),
     # the gradients are averaged exactly, then one shared optimistic Adam step
     ALG_CPOADAM: (OP_ORACLE_X, OP_AVERAGE_G, OP_ADAM_X, OP_COPY_Z),
     # X = W^t (X - eta Y); Y = W^t (Y + g(X) - G_prev); Z = X
@@ -134,18 +139,22 @@ def local_ops(ops, p, k, workers, steps, operator, noise, constraints, work):
     (ops[index] is OP_END at the end). The arguments are the tuples of
     :func:`minmaxlab.engine.driver.simulate` for the block: workers = (X, Z, G, S1, S2, S3,
     state) with the algorithm's own state S1..S3 (see :data:`STATE_USE`), steps = (eta, beta1,
-    beta2, adam_eps), operator = (fid, P, A, S) with the block's rows of A and S, noise =
-    (noise_kind, noise_scale, batch, shifts) with its rows of shifts, constraints = (proj_kind,
-    proj_a, proj_b, dim_u); ``work`` is a (d,) array.
+    beta2, adam_eps, eta_scale) (:func:`scaled_eta`), operator = (fid, P, A, S) with the block's
+    rows of A and S, noise = (noise_kind, noise_scale, batch, shifts) with its rows of shifts,
+    constraints = (proj_kind, proj_a, proj_b, dim_u); ``work`` is a (d,) array.
 
     The MPI backend calls this between its communications. ``simulate`` runs the same phase
     kernels in the same dispatch inline (a call per segment would cost measurable time on small
     problems)."""
     X, Z, G, S1, S2, S3, state = workers
-    eta, beta1, beta2, adam_eps = steps
+    eta0, beta1, beta2, adam_eps, eta_scale = steps
     fid, P, A, S = operator
     noise_kind, noise_scale, batch, shifts = noise
     proj_kind, proj_a, proj_b, dim_u = constraints
+    eta = eta0
+    if eta_scale.shape[0] > 0 and k > 0:
+        eta = np.empty_like(eta0)
+        scaled_eta(eta, eta0, eta_scale, k)
     flat = flat_step(eta, proj_kind)
     while True:
         op = ops[p]
@@ -174,11 +183,20 @@ def local_ops(ops, p, k, workers, steps, operator, noise, constraints, work):
             add_rows(S1.reshape(-1), G.reshape(-1), 1.0)
         elif op == OP_USER:
             user_phase(X, Z, G, S1, S2, S3, eta, k)
-        elif op >= OP_SAVE_X:
+        elif OP_SAVE_X <= op <= OP_TRACK_IN_V:
             storm_op(op, workers, beta1, operator, noise)
         else:
             return p
         p += 1
+
+
+@njit(cache=True)
+def scaled_eta(out, eta, eta_scale, k):
+    """out = the step sizes of iteration k >= 1: eta times eta_scale[k - 1] (a step-size
+    schedule, :meth:`minmaxlab.algorithms.Algorithm.eta_scale`; an empty eta_scale keeps eta)."""
+    f = eta_scale[k - 1] if eta_scale.shape[0] > 0 else 1.0
+    for c in range(eta.shape[0]):
+        out[c] = eta[c] * f
 
 
 @njit(cache=True)
