@@ -22,7 +22,7 @@ from minmaxlab.workers import check_jobs
 CLAIM_TITLES = {"C10": "the methods after DPOSG remove what C4, C6 and C9 measure: gradient "
                        "tracking, variance reduction, accelerated and compressed gossip"}
 CLAIM_ORDER = ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "C10", "C11", "C12",
-               "wallclock", "GAN"]
+               "wallclock", "GAN", "C13"]
 
 
 def _fmt(x) -> str:

@@ -6,7 +6,7 @@ its analysis, its figure and its negative control.
     C10 final_level (tracking), accelerated_gossip, variance_reduction
     C11 (time-varying graphs) final_level
     local steps local_steps     the methods side by side: comparison (reports only)
-    wallclock          GAN gan
+    wallclock          GAN gan, gan_rounds (reports only)   C13 (non-iid GAN) gan
 
 A study's ``[[claims]]`` entry names an analysis; its ``[[controls]]`` entries name settings in
 which the claim is false. :func:`evaluate` runs one analysis on the claim's runs and on every
@@ -24,6 +24,7 @@ from minmaxlab.claims import (
     consensus,
     final_level,
     gan,
+    gan_rounds,
     heterogeneity_floor,
     limits,
     local_steps,
@@ -44,7 +45,7 @@ CLAIMS: dict[str, Claim] = {
     m.CLAIM.name: m.CLAIM
     for m in (mean_dynamics, consensus, rate, noise_floor, speedup, rounds_needed, limits, boundary,
               heterogeneity_floor, final_level, accelerated_gossip, local_steps, variance_reduction,
-              wallclock, gan, comparison)
+              wallclock, gan, gan_rounds, comparison)
 }
 
 DECIDING = ("pass", "fail", "inconclusive")
