@@ -1,6 +1,7 @@
 """The GAN path: hand-written gradients against finite differences, data, splits, metrics."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import minmaxlab as mml
@@ -181,3 +182,49 @@ def test_engine_oracle_equals_plain_numpy_implementation():
         z = p.initial_point(2)
         ref = numpy_gan_operator(p, z, p.shards[1], p._S)
         assert np.allclose(p.F_i(1, z), ref, rtol=1e-10, atol=1e-13)
+
+
+def _final_rows(modes, hq, label="dpoadam[eta=0.001,rounds=1]", topology="ring"):
+    """One last row per seed of a mixture GAN run, as a study's table holds them."""
+    return pd.DataFrame([{"run_id": f"{label}{topology}{s}", "problem_spec": "gan{}", "workers": 8,
+                          "topology": topology, "label": label, "algorithm": "dpoadam", "rounds": 1,
+                          "iteration": 100, "dataset": "8gaussians", "split": "iid", "n_modes": 8,
+                          "modes": m, "high_quality": h, "floats_sent_per_worker": 1e6, "seed": s}
+                         for s, (m, h) in enumerate(zip(modes, hq, strict=True))])
+
+
+def test_the_gan_check_is_on_the_median_over_seeds_per_threshold():
+    """One check per threshold on the seeds' median, the range as its interval: one seed at
+    7/8 does not fail a setting whose median is 8/8, two do; a diverged run (NaN) counts as 0."""
+    from types import SimpleNamespace
+
+    from minmaxlab.claims.gan import analyse
+
+    study = SimpleNamespace(name="s")
+    c = {"claim": "GAN", "min_modes": 8, "min_high_quality": 0.8}
+    vs, _ = analyse(_final_rows([8, 7, 8], [0.85, 0.9, 0.81]), c, study)
+    assert [v.verdict for v in vs] == ["pass", "pass"]
+    assert (vs[0].measured, vs[0].ci_low, vs[0].ci_high) == (8, 7, 8)
+    assert vs[1].measured == pytest.approx(0.85) and "over 3 seeds" in vs[1].reason
+    vs, _ = analyse(_final_rows([7, 7, 8], [0.85, 0.9, 0.81]), c, study)
+    assert [v.verdict for v in vs] == ["fail", "pass"]
+    vs, _ = analyse(_final_rows([8, 8, float("nan")], [0.9, 0.79, float("nan")]), c, study)
+    assert [v.verdict for v in vs] == ["pass", "fail"] and vs[1].ci_low == 0.0
+    # two settings: two pairs of checks
+    both = pd.concat([_final_rows([8], [0.9]), _final_rows([2], [0.0], topology="complete")])
+    assert [v.verdict for v in analyse(both, c, study)[0]] == ["pass", "pass", "fail", "fail"]
+
+
+def test_gan_rounds_reports_each_setting_and_decides_nothing():
+    from types import SimpleNamespace
+
+    from minmaxlab.claims import CLAIMS
+
+    table = pd.concat([_final_rows([8, 6], [0.8, 0.6]),
+                       _final_rows([3], [0.1], label="dpoadam[eta=0.001,rounds=1,moments="
+                                                       "gossiped_gradient]")])
+    vs, pts = CLAIMS["gan_rounds"].run(table, {"claim": "C13"}, SimpleNamespace(name="s"))
+    assert {v.verdict for v in vs} == {"reported"} and len(vs) == 2
+    plain, gossiped = sorted((v.reason for v in vs), key=lambda r: "gossiped" in r)
+    assert "modes median 7/8" in plain and "high-quality rate median 0.7" in plain
+    assert "gossiped-gradient moments" in gossiped and "modes median 3/8" in gossiped
