@@ -152,6 +152,19 @@ def cmd_mpi_calibrate(args) -> int:
     return 0
 
 
+def cmd_netstudy(args) -> int:
+    from dataclasses import replace
+
+    from minmaxlab.netstudy import FULL, QUICK, netstudy
+
+    plan = FULL if args.full else QUICK
+    if args.rates:
+        plan = replace(plan, rates=tuple(args.rates))
+    res = netstudy(plan, out=args.out)
+    print(f"wrote {args.out}/netstudy.json and {args.out}/netstudy.csv")
+    return 1 if any(c["verdict"] != "pass" for c in res["checks"]) else 0
+
+
 def cmd_bench(args) -> int:
     from minmaxlab.bench import bench, format_rows
 
@@ -339,6 +352,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=_positive, default=0.2,
                    help="seconds of ping-pong per message size and pair")
     p.set_defaults(func=cmd_mpi_calibrate)
+
+    p = sub.add_parser("netstudy", help="as root: time DPOSG and CPOSG on MPI ranks over a "
+                                        "bandwidth-limited network (namespaces and tc), measured "
+                                        "against the cost model", epilog=EXIT_CODES)
+    p.add_argument("--full", action="store_true",
+                   help="four bandwidths, t in {1, 2, 4, 8}, d = 2000 (default: the quick "
+                        "version, three bandwidths, t in {1, 4}, d = 1000)")
+    p.add_argument("--rates", type=_counts, default=None,
+                   help="bandwidths in Mbit/s, comma-separated (default 20,100,500 quick; "
+                        "10,50,250,1000 full)")
+    p.add_argument("--out", default="netstudy", help="folder for netstudy.json and netstudy.csv")
+    p.set_defaults(func=cmd_netstudy)
 
     p = sub.add_parser("verify", help="run the studies and print the claims table (the main job)",
                        epilog=EXIT_CODES)
