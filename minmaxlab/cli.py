@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import sys
 import traceback
@@ -150,6 +151,18 @@ def cmd_mpi_calibrate(args) -> int:
     calibrate(workers=args.workers, dim=args.dim, iterations=args.iterations, rounds=args.rounds,
               seconds=args.seconds)
     return 0
+
+
+def _rates(text: str) -> list[float]:
+    """Bandwidths in Mbit/s, comma-separated, each a number > 0."""
+    try:
+        vals = [float(v) for v in text.split(",")]
+    except ValueError:
+        vals = []
+    if not vals or not all(math.isfinite(v) and v > 0 for v in vals):
+        raise argparse.ArgumentTypeError(f"expected bandwidths in Mbit/s > 0, comma-separated "
+                                         f"(e.g. 20,100,500), got {text!r}")
+    return vals
 
 
 def cmd_netstudy(args) -> int:
@@ -359,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true",
                    help="four bandwidths, t in {1, 2, 4, 8}, d = 2000 (default: the quick "
                         "version, three bandwidths, t in {1, 4}, d = 1000)")
-    p.add_argument("--rates", type=_counts, default=None,
+    p.add_argument("--rates", type=_rates, default=None,
                    help="bandwidths in Mbit/s, comma-separated (default 20,100,500 quick; "
                         "10,50,250,1000 full)")
     p.add_argument("--out", default="netstudy", help="folder for netstudy.json and netstudy.csv")

@@ -398,7 +398,8 @@ class _Rank:
         averages = plans.OP_AVERAGE_G in self.ops or plans.OP_AVERAGE_G in self.init_ops
         self.Gfull = np.zeros((M, d)) if averages else None  # every worker's gradient, to average
         # a gossiped gradient receives the neighbours' rows after the block's, as X and Z do
-        self.Gext = np.zeros((m + self.plan.halo, d)) if plans.OP_GOSSIP_G in self.ops else None
+        gossips_g = plans.OP_GOSSIP_G in self.ops or plans.OP_GOSSIP_G in self.init_ops
+        self.Gext = np.zeros((m + self.plan.halo, d)) if gossips_g else None
         self.G = (self.Gfull[self.lo: self.lo + m] if averages else
                   self.Gext[:m] if self.Gext is not None else np.zeros((m, d)))
         self.Xall = None  # every worker's X, for a periodic average (allocated at the first)

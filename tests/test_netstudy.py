@@ -66,9 +66,9 @@ def _table(scale_cposg=1.0, rate_seen=100.0):
             secs = N.predicted_seconds(run, 2e-4, plan)  # communication dominates
             run["seconds"] = secs * (scale_cposg if method == "cposg" and rate else 1.0)
             rows.append(run)
-    shaping = [{"rate_mbit": 100, "measured_mbit": rate_seen, "bytes_through_tbf": 10**6}]
+    shaping = [{"rate_mbit": 100, "measured_mbit": rate_seen, "bytes_per_link": [10**6] * 8}]
     table = N._predict(pd.DataFrame(rows), plan)
-    return table, N._checks(table, shaping, plan)
+    return table, N._checks(table, shaping, plan, least_bytes=8 * plan.dim * 100)
 
 
 def test_checks_pass_on_times_the_model_predicts_and_fail_otherwise():
@@ -81,6 +81,35 @@ def test_checks_pass_on_times_the_model_predicts_and_fail_otherwise():
     # CPOSG twice as slow as predicted, a link at half its rate: both checks fail
     assert {c["check"]: c["verdict"] for c in _table(scale_cposg=2.0)[1]}["time model"] == "fail"
     assert {c["check"]: c["verdict"] for c in _table(rate_seen=50.0)[1]}["shaping"] == "fail"
+
+
+def test_a_control_within_the_tolerance_fails_the_time_check():
+    """CPOSG measured between the two models' predictions: both within 1.5x, so the check could
+    not tell the models apart, and fails."""
+    table, checks = _table(scale_cposg=0.75)
+    v = {c["check"]: c for c in checks}
+    assert v["time model"]["control"] == "pass" and v["time model"]["verdict"] == "fail"
+
+
+def test_a_link_that_carried_too_little_fails_the_shaping_check():
+    plan = N.Plan(dim=1000, workers=4, rates=(100,))
+    table, _ = _table()
+    shaping = [{"rate_mbit": 100, "measured_mbit": 100.0, "bytes_per_link": [10**6] * 7 + [300]}]
+    checks = {c["check"]: c["verdict"] for c in N._checks(table, shaping, plan, least_bytes=8000)}
+    assert checks["shaping"] == "fail"
+
+
+@pytest.mark.parametrize("rates", [(0,), (-5,), (), (float("nan"),)])
+def test_bad_rates_are_refused_before_any_work(rates):
+    with pytest.raises(N.NetstudyError, match="rates must be bandwidths in Mbit/s"):
+        N.Plan(rates=rates)
+
+
+def test_cli_rates_must_be_positive_numbers(capsys):
+    from minmaxlab.cli import main
+
+    assert main(["netstudy", "--rates", "0,100"]) == 2
+    assert "expected bandwidths in Mbit/s > 0" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -55,7 +55,8 @@ def _check_rounds(name, rounds):
 def _check_unit(name, field, value, closed=False):
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or value < 0 or value > 1 or (value == 1 and not closed):
-        raise AlgorithmError(f"{name}: {field} must lie in [0, 1), got {value!r}")
+        raise AlgorithmError(f"{name}: {field} must lie in [0, 1{']' if closed else ')'}, got "
+                             f"{value!r}")
     return float(value)
 
 
@@ -88,7 +89,11 @@ class Algorithm:
         elif self.alg_id < 0:
             raise AlgorithmError(f"{self.key}: an algorithm needs its phases (a tuple of phase "
                                  f"names, e.g. {plans.plan(plans.ALG_DPOSG)})")
-        uses = "user" in (*self.phases, *self.init_phases)
+        names = (*self.phases, *self.init_phases)
+        if "gossip_g" in names and "average_g" in names:
+            raise AlgorithmError(f"{self.key}: a plan gossips its gradients (gossip_g) or averages "
+                                 "them exactly (average_g), not both")
+        uses = "user" in names
         kernel = type(self).kernel  # on the class: a dispatcher on an instance binds as a method
         if uses and not hasattr(kernel, "py_func"):
             raise AlgorithmError(f"{self.key}: the phase 'user' needs kernel = a numba.njit "
@@ -530,7 +535,8 @@ class DPOAdam(Gossiping):
     not the step of the average gradient, even with W = J. ``moments="gossiped_gradient"`` gossips
     the gradients first (g_i <- sum_j (W^t)_ij g_j, a second gossip phase: twice the floats) and
     feeds the moments with them; with W = J it is CPOAdam. ``decay`` > 0 lets eta fall linearly
-    to 0 over that fraction of the iterations at the end (:func:`linear_decay`). Reference: Liu et
+    towards 0 over that fraction n of the iterations at the end, the last step at eta / n
+    (:func:`linear_decay`). Reference: Liu et
     al., NeurIPS 2020 (DPOAdam); Daskalakis et al., ICLR 2018 (optimistic Adam).
     """
 

@@ -76,7 +76,8 @@ def figure(pts, table, folder):
                 if not len(g):
                     continue
                 by = g.groupby("iteration")
-                y = by[col].median().fillna(0.0)
+                y = by[col].median()  # a diverged run: no quality (no point on the distances)
+                y = y.fillna(0.0) if col == "high_quality" else y
                 floats = by["floats_sent_per_worker"].median().to_numpy()
                 for c, x in enumerate((y.index.to_numpy(), floats)):
                     ax = axes[i, 2 * j + c]
