@@ -37,6 +37,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from minmaxlab.errors import MinmaxlabError
 
 TOLERANCE = 1.5  # measured / predicted must lie in [1 / TOLERANCE, TOLERANCE]
@@ -87,6 +89,19 @@ class Plan:
 
 QUICK = Plan(rates=(20, 100, 500), rounds=(1, 4), dim=1000, timeout=300.0)
 FULL = Plan(rates=(10, 50, 250, 1000), rounds=(1, 2, 4, 8))
+
+
+def burst_bytes(rate_mbit: float) -> int:
+    """The token bucket of a link at ``rate_mbit``: about BURST_SECONDS of its traffic."""
+    return max(MIN_BURST, int(rate_mbit * 1e6 / 8 * BURST_SECONDS))
+
+
+def probe_sizes(rate_mbit: float | None) -> tuple:
+    """The ping-pong's message sizes at a rate: the largest 16 buckets at least (a message of
+    one or two buckets passes partly at the line's speed: 256 kB read 1.7 Gbit/s at a rate of
+    1 Gbit/s, whose bucket holds 125 kB)."""
+    top = max(PROBE_SIZES[-1], 16 * burst_bytes(rate_mbit)) if rate_mbit else PROBE_SIZES[-1]
+    return (*PROBE_SIZES[:-1], top)
 
 
 class NetstudyError(MinmaxlabError):
@@ -168,7 +183,7 @@ class Network:
                 subprocess.run(["ip", "netns", "exec", ns, "tc", "qdisc", "del", "dev", dev, "root"],
                                capture_output=True, timeout=30)
             else:
-                burst = max(MIN_BURST, int(rate_mbit * 1e6 / 8 * BURST_SECONDS))
+                burst = burst_bytes(rate_mbit)
                 _sh("ip", "netns", "exec", ns, "tc", "qdisc", "replace", "dev", dev, "root", "tbf",
                     "rate", f"{rate_mbit:g}mbit", "burst", f"{burst}b", "limit", LIMIT)
 
@@ -248,7 +263,7 @@ def rank_job(spec_path: str) -> None:
     job = json.loads(Path(spec_path).read_text())
     plan = Plan(**job["plan"])
     comm = MPI.COMM_WORLD
-    pp = ping_pong(comm, sizes=PROBE_SIZES, seconds=job["probe_seconds"])
+    pp = ping_pong(comm, sizes=tuple(job["probe_sizes"]), seconds=job["probe_seconds"])
     alpha, beta = fit_latency_bandwidth(pp["sizes"], pp["times"][0])
     prob, topo = plan.problem(), topology("ring", plan.workers)
     runs = []
@@ -326,7 +341,7 @@ def netstudy(plan: Plan = QUICK, out: str | Path = "netstudy", echo=print) -> di
         for rate in (None, *plan.rates):
             net.shape(rate)
             before = net.bytes_shaped()
-            res = _mpi_job(net, job, plan.timeout)
+            res = _mpi_job(net, {**job, "probe_sizes": list(probe_sizes(rate))}, plan.timeout)
             sent = [b - a for a, b in zip(before, net.bytes_shaped(), strict=True)]
             mbit = 8 * res["beta"] / 1e6
             shaping.append({"rate_mbit": rate, "measured_mbit": mbit, "alpha_s": res["alpha"],
@@ -376,17 +391,21 @@ def _spec_of(alg) -> dict:
 
 
 def _predict(table, plan):
-    """The prediction of every shaped run: compute per iteration calibrated on the unshaped
-    network (its measured time per iteration less the model's communication there)."""
-    compute = {}
-    for _, r in table[table["rate_mbit"].isna()].iterrows():
-        compute[r["label"]] = max(r["seconds"] - predicted_seconds(r, 0.0, plan), 0.0) / r["iterations"]
+    """The prediction of every shaped run, with one compute time per iteration: every method
+    makes one oracle call and a few local steps per iteration, so it is calibrated on the
+    unshaped network as the median over the methods of their time per iteration less the
+    model's communication there (one method's short run can catch a pause of the machine: a
+    first version calibrated each method on its own run, and one read 7.4 ms per iteration
+    against 1.7 to 2.3 for the others)."""
+    base = table[table["rate_mbit"].isna()]
+    compute = float(np.median([max(r["seconds"] - predicted_seconds(r, 0.0, plan), 0.0)
+                               / r["iterations"] for _, r in base.iterrows()]))
     shaped = table[table["rate_mbit"].notna()].copy()
     for model, col in (("allgather", "predicted_s"), ("ring", "predicted_ring_allreduce_s")):
-        shaped[col] = [predicted_seconds(r, compute[r["label"]], plan, allreduce=model)
+        shaped[col] = [predicted_seconds(r, compute, plan, allreduce=model)
                        for _, r in shaped.iterrows()]
     shaped["measured_over_predicted"] = shaped["seconds"] / shaped["predicted_s"]
-    shaped["compute_s_per_iter_calibrated"] = shaped["label"].map(compute)
+    shaped["compute_s_per_iter_calibrated"] = compute
     return shaped.reset_index(drop=True)
 
 

@@ -129,3 +129,20 @@ def test_quick_netstudy_on_shaped_namespaces(tmp_path):
     assert out["git_revision"] and out["versions"]
     left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert "mmlnet" not in left
+
+
+def test_the_probe_outgrows_the_bucket_and_the_compute_time_is_a_median():
+    """The largest probe is 16 buckets at least (1 Gbit/s: a 125 kB bucket, 2 MB probes); the
+    compute time per iteration is the median over the methods, so one slow run does not move it."""
+    assert N.burst_bytes(1000) == 125_000 and N.probe_sizes(1000)[-1] == 2_000_000
+    assert N.probe_sizes(20)[-1] == N.PROBE_SIZES[-1] and N.burst_bytes(1) == N.MIN_BURST
+    table, _ = _table()
+    assert np.allclose(table["compute_s_per_iter_calibrated"], 2e-4)
+    plan = N.Plan(dim=1000, workers=4, rates=(100,))
+    raw = []
+    for k, secs in enumerate((0.02, 0.021, 0.5)):  # the third run caught a pause
+        raw.append({"rate_mbit": None, "alpha": 0.0, "beta": 1e12, "label": f"m{k}", "method": "dposg",
+                    "rounds": 1, "iterations": 10, "seconds": secs, "stationarity": 0.0})
+        raw.append({**raw[-1], "rate_mbit": 100.0, "beta": 1.25e7})
+    out = N._predict(pd.DataFrame(raw), plan)
+    assert out["compute_s_per_iter_calibrated"].iloc[0] == pytest.approx(0.0021, rel=1e-3)
