@@ -34,11 +34,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from minmaxlab.config import atomic_write, writable_folder
 from minmaxlab.errors import MinmaxlabError
 
 TOLERANCE = 1.5  # measured / predicted must lie in [1 / TOLERANCE, TOLERANCE]
@@ -268,7 +269,7 @@ def rank_job(spec_path: str) -> None:
     prob, topo = plan.problem(), topology("ring", plan.workers)
     runs = []
     for spec, k in job["runs"]:
-        alg = algorithm(spec.pop("name"), **spec)
+        alg = algorithm(spec.pop("algorithm"), **spec)
         run_mpi(prob, topo, alg, iterations=3, record=[3], comm=comm)  # warm-up
         comm.Barrier()
         tr = run_mpi(prob, topo, alg, iterations=k, record=[k], comm=comm)
@@ -280,11 +281,9 @@ def rank_job(spec_path: str) -> None:
                          "compute_s_per_iter": tr.spec["timing"]["compute_s_per_iter"],
                          "comm_s_per_iter": tr.spec["timing"]["comm_s_per_iter"]})
     if comm.Get_rank() == 0:
-        out = Path(job["out"])
-        part = out.with_suffix(".part")
-        part.write_text(json.dumps({"alpha": alpha, "beta": beta, "ping_pong": {
-            "sizes": pp["sizes"], "times": pp["times"][0].tolist()}, "runs": runs}))
-        part.replace(out)
+        text = json.dumps({"alpha": alpha, "beta": beta, "ping_pong": {
+            "sizes": pp["sizes"], "times": pp["times"][0].tolist()}, "runs": runs})
+        atomic_write(Path(job["out"]), lambda tmp: Path(tmp).write_text(text))
 
 
 def iterations_to_eps(plan: Plan) -> dict:
@@ -322,7 +321,6 @@ def netstudy(plan: Plan = QUICK, out: str | Path = "netstudy", echo=print) -> di
     return the results. See the module docstring."""
     import pandas as pd
 
-    from minmaxlab.config import writable_folder
     from minmaxlab.meta import provenance
 
     check_rights()
@@ -332,10 +330,8 @@ def netstudy(plan: Plan = QUICK, out: str | Path = "netstudy", echo=print) -> di
     echo(f"netstudy: {plan.workers} ranks, Minty bowl of dimension {plan.dim} (messages of "
          f"{8 * plan.dim} bytes), iterations to ||F(zbar)||^2 <= {plan.eps:g} (simulator): "
          + ", ".join(f"{k} {v}" for k, v in ks.items()))
-    runs = [[{**_spec_of(alg)}, ks[alg.label]] for alg in plan.methods()]
-    job = {"plan": {f: getattr(plan, f) for f in plan.__dataclass_fields__}, "runs": runs,
+    job = {"plan": asdict(plan), "runs": [[alg.spec(), ks[alg.label]] for alg in plan.methods()],
            "probe_seconds": 0.3}
-    job["plan"]["rates"], job["plan"]["rounds"] = list(plan.rates), list(plan.rounds)
     rows, shaping = [], []
     with _terminate_as_exit(), Network(plan.workers) as net:
         for rate in (None, *plan.rates):
@@ -386,10 +382,6 @@ class _terminate_as_exit:
         return False
 
 
-def _spec_of(alg) -> dict:
-    return {"name": alg.key, **alg.params()}
-
-
 def _predict(table, plan):
     """The prediction of every shaped run, with one compute time per iteration: every method
     makes one oracle call and a few local steps per iteration, so it is calibrated on the
@@ -424,7 +416,7 @@ def _checks(table, shaping, plan, least_bytes: int) -> list[dict]:
                    and min(s["bytes_per_link"]) >= least_bytes for s in shaped)
     reached = bool((table["stationarity"] <= plan.eps).all())
     ratios = table["measured_over_predicted"]
-    cpo = table[table["label"].str.startswith("cposg")]
+    cpo = table[table["method"] == "cposg"]
     ctrl = cpo["seconds"] / cpo["predicted_ring_allreduce_s"]
     control_fails = not all(map(_within, ctrl))
     timed = all(map(_within, ratios)) and control_fails
@@ -463,11 +455,9 @@ def format_table(table, checks) -> str:
 
 def _write(out: Path, result: dict, table) -> None:
     """netstudy.json and netstudy.csv, each written whole or not at all."""
-    for name, text in (("netstudy.json", json.dumps(result, indent=1, default=float)),
-                       ("netstudy.csv", table.to_csv(index=False))):
-        part = out / f".{name}.part"
-        part.write_text(text)
-        part.replace(out / name)
+    text = json.dumps(result, indent=1, default=float)
+    atomic_write(out / "netstudy.json", lambda tmp: Path(tmp).write_text(text))
+    atomic_write(out / "netstudy.csv", lambda tmp: table.to_csv(tmp, index=False))
 
 
 if __name__ == "__main__":  # a rank of the MPI job (see _mpi_job)

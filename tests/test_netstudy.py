@@ -113,7 +113,9 @@ def test_cli_rates_must_be_positive_numbers(capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="netstudy creates network namespaces and tc qdiscs, which only root may "
+                           "do (CI runs as root; the refusal without root is tested above)")
 def test_quick_netstudy_on_shaped_namespaces(tmp_path):
     """The quick version end to end (CI runs as root): the probe sees the set rates, the bytes go
     through the token buckets, every run reaches eps, the files are whole and no namespace stays."""
